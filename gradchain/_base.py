@@ -1,0 +1,116 @@
+"""The one contract of gradchain: a gradient transformation is a pair of pure functions.
+
+``init(params) -> state``
+    Builds the transformation's state from the parameters (only their shapes and
+    dtypes matter); the state is a pytree of arrays, usually a ``NamedTuple``.
+
+``update(updates, state, params=None, **extra_args) -> (new_updates, new_state)``
+    Transforms a tree of updates (at the start of a chain: the gradients). ``params``
+    is needed by transformations that look at the parameters (weight decay, trust
+    ratios); ``extra_args`` carries side information such as ``value=loss`` and is
+    forwarded to every member of a :func:`gradchain.chain`. A transformation ignores
+    the extra arguments it does not use.
+
+The new state always has exactly the tree structure and node types of ``init``'s, so
+it can be carried through ``jax.lax.scan``, ``flax.nnx.Optimizer`` and checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Protocol, Union
+
+import jax
+
+Params = Any
+"""A pytree of arrays (``None`` leaves and empty subtrees allowed)."""
+Updates = Any
+"""A pytree with the structure of the parameters: gradients or updates."""
+OptState = Any
+"""A pytree of arrays: a transformation's state."""
+Schedule = Callable[[jax.Array], jax.Array]
+"""A function from the int32 step count to a scalar value."""
+ScalarOrSchedule = Union[float, jax.Array, Schedule]
+
+
+class TransformInitFn(Protocol):
+    def __call__(self, params: Params) -> OptState: ...
+
+
+class TransformUpdateFn(Protocol):
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, OptState]: ...
+
+
+class GradientTransformation(NamedTuple):
+    """A pure ``(init, update)`` pair; see the module docstring for the contract.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.chain(gradchain.clip_by_global_norm(1.0), gradchain.scale(-0.1))
+        >>> state = tx.init(jnp.zeros(2))
+        >>> updates, state = tx.update(jnp.array([3.0, 4.0]), state)
+        >>> updates
+        Array([-0.06, -0.08], dtype=float32)
+    """
+
+    init: TransformInitFn
+    update: TransformUpdateFn
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transformation."""
+
+
+def identity() -> GradientTransformation:
+    """Return the updates unchanged: ``u_t = g_t``.
+
+    Returns:
+        A stateless `GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.identity()
+        >>> tx.update(jnp.array([1.0]), tx.init(jnp.zeros(1)))[0]
+        Array([1.], dtype=float32)
+    """
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        return updates, state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def stateless(f: Callable[[Updates, Params | None], Updates]) -> GradientTransformation:
+    """Wrap ``f(updates, params) -> updates`` as a stateless transformation.
+
+    Args:
+        f: A pure function of the updates and the (possibly ``None``) parameters that
+            returns a tree with the structure of ``updates``.
+
+    Returns:
+        A `GradientTransformation` with state `EmptyState()`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, gradchain
+        >>> tx = gradchain.stateless(lambda u, p: jax.tree.map(jnp.sign, u))
+        >>> tx.update(jnp.array([-3.0, 0.5]), tx.init(None))[0]
+        Array([-1.,  1.], dtype=float32)
+    """
+    if not callable(f):
+        raise TypeError(f"stateless: `f` must be callable, got {f!r}.")
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        return f(updates, params), state
+
+    return GradientTransformation(init_fn, update_fn)

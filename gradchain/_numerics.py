@@ -1,0 +1,74 @@
+"""Numerical helpers shared by the transformations (not public API)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def zero_count() -> jax.Array:
+    """The initial step counter: an int32 scalar zero."""
+    return jnp.zeros([], jnp.int32)
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1`` that saturates at the dtype's maximum instead of wrapping around."""
+    count = jnp.asarray(count)
+    limit = jnp.asarray(jnp.iinfo(count.dtype).max, count.dtype)
+    return jnp.where(count < limit, count + jnp.ones_like(count), limit)
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """Dtype in which a leaf's optimizer arithmetic runs: at least float32.
+
+    Half-precision leaves (bfloat16, float16) are computed in float32 and the results
+    cast back, so that e.g. ``b2 = 0.999`` is not rounded to 1 and the second moment
+    does not underflow; float32 and float64 run in their own precision.
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return jnp.dtype(jnp.float32)
+    if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.floating):
+        return dtype
+    return jnp.dtype(jnp.float32)
+
+
+def hp(value, dtype):
+    """A hyperparameter ready for arithmetic with arrays of ``dtype``.
+
+    Python numbers stay Python numbers (weakly typed, exactly as Optax computes with
+    them, and legal under strict dtype promotion); arrays and tracers are cast to
+    ``dtype`` so that a float32 hyperparameter never promotes a bfloat16 leaf.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return jnp.asarray(value).astype(dtype)
+
+
+def real_dtype(dtype) -> np.dtype:
+    """The real counterpart of a (possibly complex) dtype."""
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(dtype)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2``, real-valued for complex ``x``."""
+    if jnp.iscomplexobj(x):
+        return (x.conj() * x).real
+    return x * x
+
+
+def safe_norm(x: jax.Array, min_norm, ord=None, axis=None, keepdims=False) -> jax.Array:
+    """``max(norm(x), min_norm)`` whose gradient is finite at ``x = 0``."""
+    norm = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=True)
+    x = jnp.where(norm <= min_norm, jnp.ones_like(x), x)
+    norm = jnp.squeeze(norm, axis=axis) if not keepdims else norm
+    masked = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    return jnp.where(norm <= min_norm, jnp.asarray(min_norm, masked.dtype), masked)
+
+
+def bias_correction_power(decay, count: jax.Array, dtype) -> jax.Array:
+    """``decay ** count`` in ``dtype``, with the count cast first (strict-promotion safe)."""
+    return jnp.power(hp(decay, dtype), count.astype(dtype))

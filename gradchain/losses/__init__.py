@@ -1,0 +1,1 @@
+"""Losses (per example, no reduction), in the conventions of Optax."""

@@ -1,0 +1,2 @@
+"""Learning-rate and hyperparameter schedules: functions from the step count to a value."""
+__all__: list = []

@@ -1,0 +1,1 @@
+"""Transformation families; the public names are re-exported by ``gradchain``."""

@@ -1,0 +1,31 @@
+"""The public surface: every transformation factory is in the registry, and vice versa."""
+
+import inspect
+
+import gradchain
+from tests.registry import CASES
+
+
+def _public():
+    names = getattr(gradchain, "__all__", None) or [n for n in vars(gradchain) if not n.startswith("_")]
+    return {n: getattr(gradchain, n) for n in names}
+
+
+def _is_factory(obj) -> bool:
+    if not inspect.isfunction(obj):
+        return False
+    ret = inspect.signature(obj).return_annotation
+    return ret in ("GradientTransformation", gradchain.GradientTransformation)
+
+
+def test_every_public_function_declares_what_it_returns():
+    missing = [n for n, f in _public().items() if inspect.isfunction(f) and
+               inspect.signature(f).return_annotation is inspect.Signature.empty]
+    assert not missing, f"public functions without a return annotation: {missing}"
+
+
+def test_registry_covers_every_transformation_factory():
+    factories = {n for n, f in _public().items() if _is_factory(f)}
+    covered = {c.name for c in CASES}
+    assert not factories - covered, f"public transformations missing from tests/registry: {sorted(factories - covered)}"
+    assert not covered - factories, f"registry names that are not public factories: {sorted(covered - factories)}"
