@@ -72,3 +72,14 @@ def safe_norm(x: jax.Array, min_norm, ord=None, axis=None, keepdims=False) -> ja
 def bias_correction_power(decay, count: jax.Array, dtype) -> jax.Array:
     """``decay ** count`` in ``dtype``, with the count cast first (strict-promotion safe)."""
     return jnp.power(hp(decay, dtype), count.astype(dtype))
+
+
+def promote(*dtypes) -> np.dtype:
+    """The standard JAX promotion of ``dtypes``, computed explicitly.
+
+    gradchain promotes on purpose in a few places (e.g. ``param + update``); doing it
+    through this function keeps the library working under
+    ``jax.numpy_dtype_promotion("strict")``.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.dtype(jnp.result_type(*[jnp.dtype(d) for d in dtypes]))

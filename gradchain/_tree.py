@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from gradchain._numerics import abs_sq, compute_dtype, hp, real_dtype
+from gradchain._numerics import abs_sq, compute_dtype, hp, promote, real_dtype
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -30,7 +29,7 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     if not leaves:
         return jnp.zeros([], jnp.float32)
-    dt = functools.reduce(jnp.promote_types, [real_dtype(compute_dtype(x.dtype)) for x in leaves])
+    dt = promote(*[real_dtype(compute_dtype(x.dtype)) for x in leaves])
     return jnp.sqrt(sum(jnp.sum(abs_sq(x.astype(compute_dtype(x.dtype)))).astype(dt) for x in leaves))
 
 

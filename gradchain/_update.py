@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gradchain._numerics import promote
 from gradchain._validate import check_scalar, check_tree_match
 
 
@@ -33,7 +34,7 @@ def apply_updates(params: Any, updates: Any) -> Any:
     def f(p, u):
         p = jnp.asarray(p)
         u = jnp.asarray(u)
-        dt = jnp.promote_types(p.dtype, u.dtype)
+        dt = promote(p.dtype, u.dtype)
         return (p.astype(dt) + u.astype(dt)).astype(p.dtype)
 
     return jax.tree.map(f, params, updates)
