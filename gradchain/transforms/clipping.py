@@ -7,7 +7,8 @@ factor is exactly 1 where no clipping happens, so unclipped updates pass bit for
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -236,7 +237,9 @@ def _check_axis(axis) -> None:
         raise TypeError(f"adaptive_grad_clip: `axis` must be None, an int or a tuple of ints, got {axis!r}.")
 
 
-def adaptive_grad_clip(clipping, eps=1e-3, *, axis: int | Sequence[int] | None = None) -> GradientTransformation:
+def adaptive_grad_clip(
+    clipping, eps=1e-3, *, axis: int | Sequence[int] | None = None
+) -> GradientTransformation:
     """Adaptive gradient clipping (AGC): bound each unit's update norm relative to its weights.
 
     A unit is a slice of a leaf: for a dense kernel ``(in, out)`` one output column
@@ -261,12 +264,12 @@ def adaptive_grad_clip(clipping, eps=1e-3, *, axis: int | Sequence[int] | None =
 
     Examples:
         >>> import jax.numpy as jnp, gradchain
-        >>> tx = gradchain.adaptive_grad_clip(0.1)
-        >>> p = jnp.array([[3.0, 0.0], [4.0, 0.0]])
-        >>> g = jnp.array([[1.0, 1.0], [0.0, 0.0]])
+        >>> tx = gradchain.adaptive_grad_clip(0.1, eps=1.0)
+        >>> p = jnp.array([[3.0, 0.0], [4.0, 0.0]])   # column norms 5 and 0 (floored to eps)
+        >>> g = jnp.array([[1.0, 1.0], [0.0, 0.0]])   # column norms 1 and 1
         >>> tx.update(g, tx.init(p), p)[0]
-        Array([[5.e-01, 1.e-04],
-               [0.e+00, 0.e+00]], dtype=float32)
+        Array([[0.5, 0.1],
+               [0. , 0. ]], dtype=float32)
 
     References:
         Brock et al., "High-Performance Large-Scale Image Recognition Without
@@ -298,4 +301,4 @@ def adaptive_grad_clip(clipping, eps=1e-3, *, axis: int | Sequence[int] | None =
         check_tree_match("adaptive_grad_clip", updates, params, "`params`")
         return jax.tree.map(f, updates, params), state
 
-    return _stateless(update_fn)
+    return GradientTransformation(init_fn, update_fn)
