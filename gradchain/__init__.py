@@ -19,6 +19,7 @@ _MODULES = [
     "gradchain.transforms.clipping",
     "gradchain.transforms.momentum",
     "gradchain.transforms.adaptive",
+    "gradchain.transforms.adaptive_more",
     "gradchain.transforms.layerwise",
     "gradchain.transforms.regularization",
     "gradchain.transforms.accumulation",

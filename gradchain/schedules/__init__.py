@@ -1,2 +1,37 @@
-"""Learning-rate and hyperparameter schedules: functions from the step count to a value."""
-__all__: list = []
+"""Learning-rate and hyperparameter schedules: functions from the step count to a value.
+
+Every factory returns a pure function ``count -> value`` (int32 count, scalar or array;
+float32 value of the same shape), usable with `gradchain.scale_by_schedule` or as the
+``learning_rate`` of an optimizer. Names and arguments follow Optax; `inverse_time_decay`
+and `warmup_inverse_sqrt_schedule` are additions.
+"""
+
+from gradchain.schedules._join import cosine_onecycle_schedule as cosine_onecycle_schedule
+from gradchain.schedules._join import join_schedules as join_schedules
+from gradchain.schedules._join import sgdr_schedule as sgdr_schedule
+from gradchain.schedules._join import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from gradchain.schedules._join import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
+from gradchain.schedules._join import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
+from gradchain.schedules._schedules import constant_schedule as constant_schedule
+from gradchain.schedules._schedules import cosine_decay_schedule as cosine_decay_schedule
+from gradchain.schedules._schedules import exponential_decay as exponential_decay
+from gradchain.schedules._schedules import inverse_time_decay as inverse_time_decay
+from gradchain.schedules._schedules import linear_schedule as linear_schedule
+from gradchain.schedules._schedules import piecewise_constant_schedule as piecewise_constant_schedule
+from gradchain.schedules._schedules import polynomial_schedule as polynomial_schedule
+
+__all__ = [
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
+    "exponential_decay",
+    "inverse_time_decay",
+    "join_schedules",
+    "linear_schedule",
+    "piecewise_constant_schedule",
+    "polynomial_schedule",
+    "sgdr_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "warmup_inverse_sqrt_schedule",
+]

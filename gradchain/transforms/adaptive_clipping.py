@@ -1,0 +1,297 @@
+"""Adaptive clipping: bound the global gradient norm by statistics of its own history.
+
+Both transformations compute one scalar factor ``min(1, bound / ||g||)`` per step and
+multiply every leaf by it, so the direction of the update never changes and an
+unclipped update passes bit for bit. Their statistics are scalars (float32, or float64
+when every parameter is float64) kept in the state, so they run inside ``jit``,
+``vmap`` and ``lax.scan``. A step whose gradient norm is not finite leaves every
+statistic unchanged (it would poison the history); such an update passes unchanged
+and is best handled by a wrapper that skips non-finite steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradchain._base import GradientTransformation
+from gradchain._numerics import compute_dtype, hp, real_dtype, safe_increment, zero_count
+from gradchain._tree import global_norm
+from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar
+
+__all__ = ["AutoClipState", "ZClipState", "autoclip", "zclip"]
+
+
+def _stats_dtype(tree: Any) -> np.dtype:
+    """Dtype of scalar statistics about ``tree``: float32, float64 if every leaf is float64.
+
+    The same rule as `gradchain.global_norm`'s result.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.dtype(jnp.float32)
+    dts = [real_dtype(compute_dtype(x.dtype if hasattr(x, "dtype") else jnp.result_type(x))) for x in leaves]
+    return functools.reduce(jnp.promote_types, dts)
+
+
+def _scale_leaves(updates: Any, factor: jax.Array) -> Any:
+    """Multiply every leaf by the scalar ``factor`` in its compute dtype, cast back."""
+
+    def f(g):
+        dt = compute_dtype(g.dtype)
+        return (g.astype(dt) * factor.astype(dt)).astype(g.dtype)
+
+    return jax.tree.map(f, updates)
+
+
+def _clip_factor(norm: jax.Array, bound: jax.Array) -> jax.Array:
+    """``min(1, bound / norm)``: exactly 1 when ``norm <= bound`` (or NaN), never NaN itself."""
+    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    return jnp.where(norm > bound, bound / safe, jnp.ones_like(norm))
+
+
+def _check_int(fn: str, name: str, value: Any, lo: int) -> None:
+    """A concrete Python integer ``>= lo`` (it fixes a shape or a loop length)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: `{name}` must be a Python int, got {value!r}.")
+    if value < lo:
+        raise ValueError(f"{fn}: `{name}` must be >= {lo}, got {value!r}.")
+
+
+# --------------------------------------------------------------------------- AutoClip
+
+
+class AutoClipState(NamedTuple):
+    """State of `autoclip`: a ring buffer of past global norms.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> state = gradchain.autoclip(history_size=4).init(jnp.zeros(3))
+        >>> state.history, int(state.num_valid)
+        (Array([0., 0., 0., 0.], dtype=float32), 0)
+    """
+
+    count: jax.Array  # int32 scalar: steps taken
+    position: jax.Array  # int32 scalar: the ring-buffer slot the next norm is written to
+    num_valid: jax.Array  # int32 scalar: how many slots of `history` hold a norm (<= history_size)
+    history: jax.Array  # [history_size] float32 (float64 for float64 params): past global norms
+
+
+def _percentile(history: jax.Array, num_valid: jax.Array, q) -> jax.Array:
+    """``np.percentile(history[:num_valid], q)`` (linear interpolation), for ``num_valid >= 1``.
+
+    Invalid slots are set to +inf so that they sort after every valid entry.
+    """
+    size = history.shape[0]
+    valid = jnp.arange(size, dtype=jnp.int32) < num_valid
+    s = jnp.sort(jnp.where(valid, history, jnp.asarray(jnp.inf, history.dtype)))
+    n = jnp.maximum(num_valid, 1)
+    k = (n - 1).astype(history.dtype) * (hp(q, history.dtype) / 100)
+    lo = jnp.clip(jnp.floor(k).astype(jnp.int32), 0, n - 1)
+    hi = jnp.minimum(lo + 1, n - 1)
+    frac = k - lo.astype(history.dtype)
+    a, b = s[lo], s[hi]
+    return a + (b - a) * frac
+
+
+def autoclip(percentile=10.0, history_size: int = 1000) -> GradientTransformation:
+    """AutoClip: clip the global norm to a percentile of the norms seen so far.
+
+    The history holds the last ``history_size`` finite global norms (a ring buffer;
+    the paper keeps all of them). At step ``t`` the current norm is recorded first,
+    then the threshold is taken over the recorded norms, with NumPy's default linear
+    interpolation (``np.percentile(..., method="linear")``)::
+
+        n_t = ||g_t||_2                               (global L2 norm of all leaves)
+        H_t = last history_size finite norms among n_1, ..., n_t
+        c_t = percentile(H_t, percentile)
+        u_t = g_t * min(1, c_t / n_t)
+
+    A non-finite ``n_t`` is not recorded; its update passes unchanged. Constant norms
+    are never clipped (``c_t = n_t``); a spike above the recent percentile is.
+
+    Args:
+        percentile: The percentile ``p`` in ``[0, 100]`` of the history used as the
+            clipping threshold (the paper recommends 10 for source separation).
+        history_size: How many past norms to keep, a Python int ``>= 1``.
+
+    Returns:
+        A `GradientTransformation` with state
+        `AutoClipState(count, position, num_valid, history)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.autoclip(percentile=50.0, history_size=8)
+        >>> state = tx.init(jnp.zeros(2))
+        >>> u, state = tx.update(jnp.array([3.0, 4.0]), state)  # history [5]: kept
+        >>> u
+        Array([3., 4.], dtype=float32)
+        >>> u, state = tx.update(jnp.array([30.0, 40.0]), state)  # history [5, 50]: median 27.5
+        >>> u
+        Array([16.5, 22. ], dtype=float32)
+        >>> int(state.num_valid)
+        2
+
+    References:
+        Seetharaman, Wichern, Pardo & Le Roux, "AutoClip: Adaptive Gradient Clipping
+        for Source Separation Networks", IEEE MLSP 2020.
+    """
+    check_scalar("autoclip", "percentile", percentile, lo=0.0, hi=100.0)
+    _check_int("autoclip", "history_size", history_size, 1)
+    size = int(history_size)
+
+    def init_fn(params):
+        dt = _stats_dtype(params)
+        return AutoClipState(
+            count=zero_count(),
+            position=zero_count(),
+            num_valid=zero_count(),
+            history=jnp.zeros([size], dt),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        dt = state.history.dtype
+        norm = global_norm(updates).astype(dt)
+        finite = jnp.isfinite(norm)
+        history = jnp.where(finite, state.history.at[state.position].set(norm), state.history)
+        position = jnp.where(finite, (state.position + 1) % size, state.position)
+        num_valid = jnp.where(finite, jnp.minimum(state.num_valid + 1, size), state.num_valid)
+        bound = _percentile(history, num_valid, percentile)
+        factor = jnp.where(num_valid > 0, _clip_factor(norm, bound), jnp.ones_like(norm))
+        new_state = AutoClipState(
+            count=safe_increment(state.count),
+            position=position.astype(jnp.int32),
+            num_valid=num_valid.astype(jnp.int32),
+            history=history,
+        )
+        return _scale_leaves(updates, factor), new_state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------------------- ZClip
+
+
+class ZClipState(NamedTuple):
+    """State of `zclip`: the statistics of the gradient norm.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> gradchain.zclip().init(jnp.zeros(3))
+        ZClipState(count=Array(0, dtype=int32), mean=Array(0., dtype=float32), var=Array(0., dtype=float32))
+    """
+
+    count: jax.Array  # int32 scalar: steps with a finite gradient norm
+    mean: jax.Array  # float32 scalar: running mean (warm-up) / EMA (after) of the norm
+    var: jax.Array  # float32 scalar: running variance (warm-up) / EMA (after) of the norm
+
+
+def zclip(
+    alpha=0.97,
+    z_thresh=2.5,
+    *,
+    warmup_steps: int = 25,
+    eps=1e-6,
+    max_norm=None,
+) -> GradientTransformation:
+    """ZClip: clip gradient-norm spikes detected by a z-score against EMA statistics.
+
+    Warm-up (the first ``warmup_steps`` finite norms): no adaptive clipping; the mean
+    and the (population) variance of those norms are accumulated exactly (Welford), so
+    that after step ``warmup_steps`` they are the buffer's mean and variance, as in the
+    reference implementation. After warm-up, with ``n_t = ||g_t||_2``::
+
+        z_t  = (n_t - mu) / (sqrt(var) + eps)
+        n*_t = mu + (z_thresh**2 / z_t) * sqrt(var)   if z_t > z_thresh   (reciprocal clipping)
+        n*_t = n_t                                     otherwise
+        u_t  = g_t * min(1, n*_t / n_t)
+        mu   <- alpha * mu + (1 - alpha) * n*_t        (EMA of the *clipped* norm)
+        var  <- alpha * var + (1 - alpha) * (n*_t - mu)**2   (with the new mu)
+
+    At ``z_t = z_thresh`` the bound equals ``n_t`` (continuous), and the larger the
+    spike the lower the bound. With ``max_norm`` the bound is further capped at
+    ``max_norm`` at every step, warm-up included (the statistics still see ``n*_t``).
+    A non-finite ``n_t`` leaves the state unchanged and its update passes unchanged.
+
+    Args:
+        alpha: EMA decay of the mean and variance, in ``[0, 1)`` (paper: 0.97).
+        z_thresh: z-score above which a norm is a spike, ``> 0`` (paper: 2.5).
+        warmup_steps: Finite norms to collect before clipping starts, a Python int
+            ``>= 1`` (reference implementation: 25).
+        eps: Added to the standard deviation in the z-score, ``>= 0``.
+        max_norm: Optional fixed upper bound on the norm, ``> 0``, or ``None``.
+
+    Returns:
+        A `GradientTransformation` with state `ZClipState(count, mean, var)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.zclip(alpha=0.9, z_thresh=2.0, warmup_steps=2)
+        >>> state = tx.init(jnp.zeros(2))
+        >>> for n in (1.0, 3.0):  # warm-up: mean 2, std 1
+        ...     _, state = tx.update(jnp.array([0.0, n]), state)
+        >>> u, state = tx.update(jnp.array([0.0, 10.0]), state)  # z = 8: bound 2 + 4/8 = 2.5
+        >>> u
+        Array([0. , 2.5], dtype=float32)
+        >>> float(state.mean)  # 0.9 * 2 + 0.1 * 2.5
+        2.05
+
+    References:
+        Kumar, Owen, Roy Chowdhury & Güra, "ZClip: Adaptive Spike Mitigation for LLM
+        Pre-Training", arXiv:2504.02507, 2025 (reference code: bluorion-com/ZClip).
+    """
+    check_decay("zclip", "alpha", alpha)
+    check_positive("zclip", "z_thresh", z_thresh)
+    _check_int("zclip", "warmup_steps", warmup_steps, 1)
+    check_nonnegative("zclip", "eps", eps)
+    if max_norm is not None:
+        check_positive("zclip", "max_norm", max_norm)
+
+    def init_fn(params):
+        dt = _stats_dtype(params)
+        return ZClipState(count=zero_count(), mean=jnp.zeros([], dt), var=jnp.zeros([], dt))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        dt = state.mean.dtype
+        norm = global_norm(updates).astype(dt)
+        finite = jnp.isfinite(norm)
+        mean, var = state.mean, state.var
+        in_warmup = state.count < warmup_steps
+
+        # Warm-up: exact running mean / population variance of the first norms.
+        n = (state.count + 1).astype(dt)
+        delta = norm - mean
+        w_mean = mean + delta / n
+        w_var = var + (delta * (norm - w_mean) - var) / n
+
+        # After warm-up: z-score against the EMA statistics, reciprocal clipping.
+        a, zt = hp(alpha, dt), hp(z_thresh, dt)
+        std = jnp.sqrt(var)
+        z = delta / (std + hp(eps, dt))
+        spike = jnp.logical_and(jnp.logical_not(in_warmup), z > zt)
+        safe_z = jnp.where(spike, z, jnp.ones_like(z))
+        clipped = jnp.where(spike, mean + (zt * zt / safe_z) * std, norm)
+        e_mean = a * mean + (1 - a) * clipped
+        e_var = a * var + (1 - a) * (clipped - e_mean) ** 2
+
+        bound = clipped
+        if max_norm is not None:
+            bound = jnp.minimum(bound, hp(max_norm, dt))
+        factor = _clip_factor(norm, bound)
+
+        new_mean = jnp.where(in_warmup, w_mean, e_mean)
+        new_var = jnp.where(in_warmup, w_var, e_var)
+        new_state = ZClipState(
+            count=jnp.where(finite, safe_increment(state.count), state.count),
+            mean=jnp.where(finite, new_mean, mean).astype(dt),
+            var=jnp.where(finite, new_var, var).astype(dt),
+        )
+        return _scale_leaves(updates, factor), new_state
+
+    return GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,184 @@
+"""Momentum: accumulate past updates (``trace``) or average them (``ema``).
+
+The two differ only in the weight of the new update::
+
+    trace:  t_t = decay * t_{t-1} + g_t
+    ema:    e_t = decay * e_{t-1} + (1 - decay) * g_t
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradchain._base import GradientTransformation
+from gradchain._numerics import bias_correction_power, compute_dtype, hp, real_dtype, safe_increment, zero_count
+from gradchain._validate import check_decay, check_dtype, check_tree_match
+
+__all__ = ["EmaState", "TraceState", "ema", "trace"]
+
+
+class TraceState(NamedTuple):
+    """State of `trace`."""
+
+    trace: Any  # per-param tree: the momentum buffer, in `accumulator_dtype` or the param dtype
+
+
+class EmaState(NamedTuple):
+    """State of `ema`."""
+
+    count: jax.Array  # int32 scalar: steps taken
+    ema: Any  # per-param tree: the moving average, in `accumulator_dtype` or the param dtype
+
+
+def _check_flag(fn: str, name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: `{name}` must be a bool, got {value!r}.")
+
+
+def _canonical_dtype(fn: str, name: str, dtype: Any):
+    check_dtype(fn, name, dtype)
+    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
+
+
+def _zeros(params: Any, dtype) -> Any:
+    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.result_type(p)), params)
+
+
+def _dt(*xs) -> np.dtype:
+    """The dtype in which leaves ``xs`` are combined: the widest of their compute dtypes.
+
+    (Written out because ``jnp.promote_types`` refuses float32 with bfloat16 under
+    strict promotion.)
+    """
+    dts = [compute_dtype(x.dtype) for x in xs]
+    wide = max(real_dtype(d).itemsize for d in dts) > 4
+    if any(jnp.issubdtype(d, jnp.complexfloating) for d in dts):
+        return jnp.dtype(jnp.complex128 if wide else jnp.complex64)
+    return jnp.dtype(jnp.float64 if wide else jnp.float32)
+
+
+def _map_unzip(fn, n: int, tree: Any, *rest: Any) -> tuple:
+    """Map ``fn`` (returning an ``n``-tuple) over the leaves; return ``n`` trees like ``tree``."""
+    leaves, treedef = jax.tree.flatten(tree)
+    rest_leaves = [treedef.flatten_up_to(r) for r in rest]
+    outs = [fn(*xs) for xs in zip(leaves, *rest_leaves)]
+    return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
+
+
+def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
+    """Heavy-ball momentum: accumulate a decaying sum of past updates.
+
+    Update rule, for incoming update ``g``::
+
+        t_t = decay * t_{t-1} + g_t
+        u_t = g_t + decay * t_t        if nesterov
+        u_t = t_t                      otherwise
+
+    with ``t_0 = 0``. This is PyTorch's SGD momentum with ``dampening=0``.
+
+    Args:
+        decay: Decay of the momentum buffer, in [0, 1).
+        nesterov: Use Nesterov's look-ahead form of the update.
+        accumulator_dtype: Dtype of the stored buffer (e.g. ``jnp.bfloat16`` to save
+            memory); ``None`` keeps each parameter's dtype. The arithmetic runs in at
+            least float32 either way.
+
+    Returns:
+        A `GradientTransformation` with state `TraceState(trace)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.trace(0.5)
+        >>> s = tx.init(jnp.zeros(2))
+        >>> u, s = tx.update(jnp.array([1.0, 2.0]), s)
+        >>> tx.update(jnp.array([1.0, 2.0]), s)[0]
+        Array([1.5, 3. ], dtype=float32)
+
+    References:
+        Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
+        Sutskever et al., "On the importance of initialization and momentum in deep
+        learning", ICML 2013.
+    """
+    check_decay("trace", "decay", decay)
+    _check_flag("trace", "nesterov", nesterov)
+    accumulator_dtype = _canonical_dtype("trace", "accumulator_dtype", accumulator_dtype)
+
+    def init_fn(params):
+        return TraceState(trace=_zeros(params, accumulator_dtype))
+
+    def leaf(g, t):
+        dt = _dt(g, t)
+        d = hp(decay, dt)
+        x = g.astype(dt)
+        new_t = x + d * t.astype(dt)
+        u = x + d * new_t if nesterov else new_t
+        return u.astype(g.dtype), new_t.astype(t.dtype)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_tree_match("trace", updates, state.trace)
+        new_updates, new_trace = _map_unzip(leaf, 2, updates, state.trace)
+        return new_updates, TraceState(trace=new_trace)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def ema(decay, debias: bool = True, accumulator_dtype: Any = None) -> GradientTransformation:
+    """Exponential moving average of past updates, optionally debiased.
+
+    Update rule, for incoming update ``g`` at step ``t = count + 1``::
+
+        e_t = decay * e_{t-1} + (1 - decay) * g_t
+        u_t = e_t / (1 - decay**t)     if debias
+        u_t = e_t                      otherwise
+
+    with ``e_0 = 0``; the debiased average of a constant input is that constant.
+
+    Args:
+        decay: Decay of the moving average, in [0, 1).
+        debias: Divide by ``1 - decay**t`` to remove the bias towards ``e_0 = 0``.
+        accumulator_dtype: Dtype of the stored average; ``None`` keeps each
+            parameter's dtype. The arithmetic runs in at least float32 either way.
+
+    Returns:
+        A `GradientTransformation` with state `EmaState(count, ema)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.ema(0.5, debias=False)
+        >>> u, s = tx.update(jnp.array([2.0, 4.0]), tx.init(jnp.zeros(2)))
+        >>> u
+        Array([1., 2.], dtype=float32)
+        >>> gradchain.ema(0.5).update(jnp.array([2.0, 4.0]), tx.init(jnp.zeros(2)))[0]
+        Array([2., 4.], dtype=float32)
+    """
+    check_decay("ema", "decay", decay)
+    _check_flag("ema", "debias", debias)
+    accumulator_dtype = _canonical_dtype("ema", "accumulator_dtype", accumulator_dtype)
+
+    def init_fn(params):
+        return EmaState(count=zero_count(), ema=_zeros(params, accumulator_dtype))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_tree_match("ema", updates, state.ema)
+        count = safe_increment(state.count)
+
+        def leaf(g, e):
+            dt = _dt(g, e)
+            d = hp(decay, dt)
+            new_e = (1 - d) * g.astype(dt) + d * e.astype(dt)
+            u = new_e
+            if debias:
+                rdt = real_dtype(dt)
+                u = new_e / (1 - bias_correction_power(decay, count, rdt)).astype(dt)
+            return u.astype(g.dtype), new_e.astype(e.dtype)
+
+        new_updates, new_ema = _map_unzip(leaf, 2, updates, state.ema)
+        return new_updates, EmaState(count=count, ema=new_ema)
+
+    return GradientTransformation(init_fn, update_fn)
