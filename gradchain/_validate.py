@@ -63,10 +63,10 @@ def check_scalar(
         if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
             raise TypeError(f"{fn}: `{name}` must be a number, got {value!r}.")
         return
-    if integer and x != int(x):
-        raise ValueError(f"{fn}: `{name}` must be an integer, got {value!r}.")
     if math.isnan(x):
         raise ValueError(f"{fn}: `{name}` must be a number, got NaN.")
+    if integer and (math.isinf(x) or x != int(x)):
+        raise ValueError(f"{fn}: `{name}` must be an integer, got {value!r}.")
     parts = []
     bad = False
     if lo is not None:
