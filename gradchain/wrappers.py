@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Hashable, Iterable, Mapping, NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,7 +65,7 @@ def _check_transformation(fn: str, name: str, tx) -> None:
 
 
 def _broadcast_prefix(fn: str, name: str, prefix: Any, tree: Any, what: str) -> Any:
-    """``prefix`` (same structure as ``tree``, or a prefix of it) expanded to one leaf per leaf of ``tree``."""
+    """``prefix`` (``tree``'s structure, or a prefix of it) expanded to one leaf per leaf of ``tree``."""
     s_m, s_p = jax.tree.structure(prefix), jax.tree.structure(tree)
     if s_m == s_p:
         return prefix
@@ -229,7 +230,9 @@ class PartitionState(NamedTuple):
     inner_states: Any  # dict: label -> MaskedState of that label's transformation
 
 
-def partition(transforms: Mapping[Hashable, GradientTransformation], param_labels: Any) -> GradientTransformation:
+def partition(
+    transforms: Mapping[Hashable, GradientTransformation], param_labels: Any
+) -> GradientTransformation:
     """Apply a different transformation to each labelled group of parameters.
 
     Each transformation sees only the leaves carrying its label (the others are
@@ -317,11 +320,12 @@ def _highest_float(tree, override) -> np.dtype:
     return max(dts, key=lambda d: d.itemsize) if dts else jnp.dtype(jnp.float32)
 
 
-def _as_hyperparam(value, float_dtype) -> jax.Array:
+def _as_hyperparam(value, float_dtype, dtype=None) -> jax.Array:
+    """``value`` as an array: ``dtype`` if given, else ``float_dtype`` for floats, else its own."""
     x = jnp.asarray(value)
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        return x.astype(float_dtype)
-    return x.astype(x.dtype)  # strips the weak type of a Python int
+    if dtype is None:
+        dtype = float_dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype
+    return x.astype(dtype)  # also strips the weak type of a Python number
 
 
 def inject_hyperparams(
@@ -373,17 +377,22 @@ def inject_hyperparams(
     """
     fn = "inject_hyperparams"
     if not callable(inner_factory):
-        raise TypeError(f"{fn}: `inner_factory` must be callable (a transformation factory), got {inner_factory!r}.")
+        raise TypeError(
+            f"{fn}: `inner_factory` must be callable (a transformation factory), got {inner_factory!r}."
+        )
     static = {static_args} if isinstance(static_args, str) else set(static_args)
     if not all(isinstance(s, str) for s in static):
-        raise TypeError(f"{fn}: `static_args` must be a string or an iterable of strings, got {static_args!r}.")
+        raise TypeError(
+            f"{fn}: `static_args` must be a string or an iterable of strings, got {static_args!r}."
+        )
     try:
         sig = inspect.signature(inner_factory)
     except (TypeError, ValueError):
         raise TypeError(f"{fn}: cannot read the signature of `inner_factory` {inner_factory!r}.") from None
     if not static <= set(sig.parameters):
         raise ValueError(
-            f"{fn}: `static_args` must name parameters of `inner_factory`, got {sorted(static - set(sig.parameters))}; "
+            f"{fn}: `static_args` must name parameters of `inner_factory`, "
+            f"got {sorted(static - set(sig.parameters))}; "
             f"its parameters are {list(sig.parameters)}."
         )
     check_dtype(fn, "hyperparam_dtype", hyperparam_dtype)
@@ -418,8 +427,12 @@ def inject_hyperparams(
             b.arguments.update(hparams)
             return inner_factory(*b.args, **b.kwargs)
 
+        # the dtype of each numeric hyperparameter is fixed here (floats: at init, from the params)
+        fixed = {k: jnp.result_type(v) for k, v in numeric.items()}
+        fixed = {k: None if jnp.issubdtype(d, jnp.floating) else d for k, d in fixed.items()}
+
         def hyperparams_at(count, values, float_dtype):
-            out = {k: _as_hyperparam(v, float_dtype) for k, v in values.items()}
+            out = {k: _as_hyperparam(v, float_dtype, fixed[k] or float_dtype) for k, v in values.items()}
             out.update({k: _as_hyperparam(s(count), float_dtype) for k, s in schedules.items()})
             return out
 

@@ -14,6 +14,8 @@ N_STEPS = 12
 
 
 def _sgd(lr=0.1, momentum=None):
+    if hasattr(gc, "sgd"):
+        return gc.sgd(lr, momentum)
     if momentum is None:
         return gc.scale_by_learning_rate(lr)
     if not hasattr(gc, "trace"):
@@ -48,7 +50,7 @@ def _numpy_accumulate(grads, lr, every_k, use_grad_mean):
         g = helpers.to_numpy64(g)
         a = jax.tree.map(np.zeros_like, g) if a is None else a
         k = every_k(step) if callable(every_k) else every_k
-        a = jax.tree.map(lambda a_, g_: a_ + (g_ - a_) / (n + 1) if use_grad_mean else a_ + g_, a, g)
+        a = jax.tree.map(lambda a_, g_, n=n: a_ + (g_ - a_) / (n + 1) if use_grad_mean else a_ + g_, a, g)
         if n + 1 >= k:
             out.append(jax.tree.map(lambda a_: -lr * a_, a))
             a, n, step = jax.tree.map(np.zeros_like, a), 0, step + 1
@@ -163,7 +165,7 @@ def test_state_holds_one_accumulator_tree_and_keeps_inner_state_between_inner_st
 
 @pytest.mark.parametrize("donate", [False, True], ids=["plain", "donated-state"])
 def test_compiled_step_needs_no_more_memory_than_optax_multisteps(donate):
-    """arguments + outputs - aliased + temporaries of one jitted step, vs Optax's (which runs adam every call)."""
+    """arguments + outputs - aliased + temporaries of one jitted step, vs Optax's (adam runs every call)."""
     optax = pytest.importorskip("optax")
     _adam()
     p = {"w": jnp.zeros((512, 512), jnp.float32)}
@@ -175,7 +177,9 @@ def test_compiled_step_needs_no_more_memory_than_optax_multisteps(donate):
             m = step.lower(p, s, p).compile().memory_analysis()
         if m is None:
             pytest.skip("this backend reports no memory analysis")
-        return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+        return (
+            m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+        )
 
     ours = total(gc.accumulate_gradients(_adam(0.01), 4))
     theirs = total(optax.MultiSteps(optax.adam(0.01), 4).gradient_transformation())
@@ -203,7 +207,11 @@ def test_bfloat16_gradients_accumulate_in_float32_by_default():
         ({"every_k": 1.5}, ValueError, r"accumulate_gradients: `every_k` must be an integer, got 1\.5\."),
         ({"every_k": "2"}, TypeError, r"accumulate_gradients: `every_k` must be a number"),
         ({"every_k": True}, TypeError, r"accumulate_gradients: `every_k` must be a number"),
-        ({"every_k": 2, "accumulator_dtype": jnp.int32}, TypeError, r"`accumulator_dtype` must be a floating dtype"),
+        (
+            {"every_k": 2, "accumulator_dtype": jnp.int32},
+            TypeError,
+            r"`accumulator_dtype` must be a floating dtype",
+        ),
         ({"every_k": 2, "use_grad_mean": 1}, TypeError, r"`use_grad_mean` must be a bool"),
     ],
 )
@@ -232,17 +240,21 @@ def _mlp_loss(p, b):
 
 def _mlp(seed=0, batch=64, d=6, hidden=16):
     rng = np.random.default_rng(seed)
-    p = {"w1": jnp.asarray(rng.standard_normal((d, hidden)), jnp.float32),
-         "w2": jnp.asarray(rng.standard_normal((hidden, 1)), jnp.float32)}
-    b = {"x": jnp.asarray(rng.standard_normal((batch, d)), jnp.float32),
-         "y": jnp.asarray(rng.standard_normal((batch, 1)), jnp.float32)}
+    p = {
+        "w1": jnp.asarray(rng.standard_normal((d, hidden)), jnp.float32),
+        "w2": jnp.asarray(rng.standard_normal((hidden, 1)), jnp.float32),
+    }
+    b = {
+        "x": jnp.asarray(rng.standard_normal((batch, d)), jnp.float32),
+        "y": jnp.asarray(rng.standard_normal((batch, 1)), jnp.float32),
+    }
     return p, b
 
 
 @pytest.mark.parametrize("n,jit", [(4, False), (1, True), (16, True)], ids=["4-eager", "1-jit", "16-jit"])
 def test_microbatched_equals_full_batch_value_and_grad(n, jit):
     p, b = _mlp()
-    f = lambda p, b: gc.microbatched_value_and_grad(_mlp_loss, p, b, n)  # noqa: E731
+    f = lambda p, b: gc.microbatched_value_and_grad(_mlp_loss, p, b, n)
     loss, grads = (jax.jit(f) if jit else f)(p, b)
     ref_loss, ref_grads = jax.value_and_grad(_mlp_loss)(p, b)
     np.testing.assert_allclose(loss, ref_loss, rtol=2e-6)
@@ -260,7 +272,7 @@ def test_microbatched_has_aux_stacks_aux_per_microbatch():
     (loss, aux), grads = gc.microbatched_value_and_grad(loss_aux, p, b, 4, has_aux=True)
     assert aux["loss"].shape == (4,) and list(np.asarray(aux["n"])) == [16] * 4
     np.testing.assert_allclose(loss, np.mean(np.asarray(aux["loss"], np.float64)), rtol=1e-6)
-    ref = [_mlp_loss(p, jax.tree.map(lambda x: x[16 * i: 16 * (i + 1)], b)) for i in range(4)]
+    ref = [_mlp_loss(p, jax.tree.map(lambda x, i=i: x[16 * i : 16 * (i + 1)], b)) for i in range(4)]
     np.testing.assert_allclose(aux["loss"], ref, rtol=1e-6)
     helpers.assert_trees_close(grads, jax.grad(_mlp_loss)(p, b), rtol=2e-5, atol=1e-6)
 
@@ -269,7 +281,10 @@ def test_microbatched_peak_memory_is_about_one_microbatch():
     """Compiled temp memory: full-batch grad ~64 MiB of activations, 32 micro-batches ~1/32 of it."""
     batch, d, hidden, n = 8192, 32, 1024, 32
     p = {"w1": jnp.zeros((d, hidden), jnp.float32), "w2": jnp.zeros((hidden, 1), jnp.float32)}
-    b = {"x": jax.ShapeDtypeStruct((batch, d), jnp.float32), "y": jax.ShapeDtypeStruct((batch, 1), jnp.float32)}
+    b = {
+        "x": jax.ShapeDtypeStruct((batch, d), jnp.float32),
+        "y": jax.ShapeDtypeStruct((batch, 1), jnp.float32),
+    }
     full = jax.jit(jax.value_and_grad(_mlp_loss)).lower(p, b).compile().memory_analysis()
     micro = jax.jit(lambda p, b: gc.microbatched_value_and_grad(_mlp_loss, p, b, n)).lower(p, b).compile()
     micro = micro.memory_analysis()
@@ -277,18 +292,31 @@ def test_microbatched_peak_memory_is_about_one_microbatch():
         pytest.skip("this backend reports no memory analysis")
     activation = batch * hidden * 4  # one (batch, hidden) float32 activation
     assert full.temp_size_in_bytes >= activation  # the full batch keeps whole activations alive
-    assert micro.temp_size_in_bytes <= 0.1 * full.temp_size_in_bytes, (micro.temp_size_in_bytes, full.temp_size_in_bytes)
+    assert micro.temp_size_in_bytes <= 0.1 * full.temp_size_in_bytes, (
+        micro.temp_size_in_bytes,
+        full.temp_size_in_bytes,
+    )
     assert micro.temp_size_in_bytes <= 4 * activation / n + 4 * sum(x.size for x in jax.tree.leaves(p)) * 4
 
 
 @pytest.mark.parametrize(
     "batch,n,err,match",
     [
-        ({"x": jnp.ones((10, 2))}, 3, ValueError, r"the batch size 10 must be divisible by `num_microbatches`, got 3"),
+        (
+            {"x": jnp.ones((10, 2))},
+            3,
+            ValueError,
+            r"the batch size 10 must be divisible by `num_microbatches`, got 3",
+        ),
         ({"x": jnp.ones((10, 2))}, 0, ValueError, r"`num_microbatches` must be >= 1, got 0\."),
         ({"x": jnp.ones((10, 2))}, 2.0, TypeError, r"`num_microbatches` must be a Python int, got 2\.0\."),
         ({"x": jnp.ones((10, 2))}, True, TypeError, r"`num_microbatches` must be a Python int, got True\."),
-        ({"x": jnp.ones((10, 2)), "y": jnp.ones(8)}, 2, ValueError, r"share one leading \(batch\) axis.*\[10, 8\]"),
+        (
+            {"x": jnp.ones((10, 2)), "y": jnp.ones(8)},
+            2,
+            ValueError,
+            r"share one leading \(batch\) axis.*\[10, 8\]",
+        ),
         ({"x": jnp.ones((10, 2)), "s": jnp.ones(())}, 2, ValueError, r"share one leading \(batch\) axis"),
         ({}, 2, ValueError, r"`batch` must contain at least one array"),
     ],

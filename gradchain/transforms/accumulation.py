@@ -12,7 +12,8 @@ Two tools, for two situations:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +99,11 @@ def accumulate_gradients(
         raise TypeError(f"{fn}: `use_grad_mean` must be a bool, got {use_grad_mean!r}.")
 
     def acc_dtype(x):
-        return jnp.dtype(accumulator_dtype) if accumulator_dtype is not None else compute_dtype(jnp.result_type(x))
+        return (
+            jnp.dtype(accumulator_dtype)
+            if accumulator_dtype is not None
+            else compute_dtype(jnp.result_type(x))
+        )
 
     def init_fn(params):
         return AccumulateGradientsState(
@@ -231,7 +236,7 @@ def microbatched_value_and_grad(
 
     init = (zeros(loss_shape), jax.tree.map(zeros, grad_shape))
     (loss_sum, grad_sum), aux = jax.lax.scan(body, init, micro)
-    mean = lambda s, like: (s / jnp.asarray(n, s.dtype)).astype(like.dtype)  # noqa: E731
+    mean = lambda s, like: (s / jnp.asarray(n, s.dtype)).astype(like.dtype)
     loss = mean(loss_sum, loss_shape)
     grads = jax.tree.map(mean, grad_sum, grad_shape)
     return ((loss, aux) if has_aux else loss), grads
