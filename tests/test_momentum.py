@@ -96,6 +96,7 @@ def test_matches_optax(make, make_ox, jit):
 
 # ----------------------------------------------------------- dtypes and state
 def _bf16(x):
+    """Round float64 values to bfloat16 and back (what bfloat16 storage does)."""
     return np.asarray(np.asarray(x, ml_dtypes.bfloat16), np.float64)
 
 
@@ -131,12 +132,13 @@ BF16_STATE = [
 ]
 
 
-def check_bfloat16_state(make, ref, make_ox, tol_ref=1e-4, tol_optax=6e-2):
+def check_bfloat16_state(make, ref, make_ox, tol_ref=1e-4, tol_optax=3e-2):
     """Against the float64 rule with bfloat16 storage (1e-4 of the largest update), and Optax.
 
     gradchain computes in float32 and rounds only what it stores. Optax multiplies the
     stored bfloat16 state by the decay in bfloat16 (0.9 becomes 0.8984375), so it
-    drifts by a few percent of the largest update over these steps.
+    drifts by ~1% of the largest update over these steps (0.8% trace, 1.2% ema and Adam,
+    1.3% AMSGrad, measured).
     """
     params = helpers.random_tree(0, {"w": (64,)})
     grads = helpers.grad_sequence(1, params, N_STEPS)
@@ -181,7 +183,7 @@ def test_ema_of_constant_is_constant_when_debiased():
 def test_trace_decay_zero_is_identity():
     tx = gc.trace(0.0, nesterov=True)
     g = jnp.array([1.5, -2.0])
-    u, s = tx.update(g, tx.init(g))
+    u, _ = tx.update(g, tx.init(g))
     np.testing.assert_array_equal(u, g)
 
 

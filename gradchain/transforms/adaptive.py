@@ -9,9 +9,10 @@ Numerics shared by the family. Each leaf's arithmetic runs in at least float32 a
 the results are cast back: updates to the incoming update's dtype, moments to their
 storage dtype. Second moments (squares) are stored in the parameter's real dtype,
 except that float16 parameters keep them in float32: float16 bottoms out at 6e-8, so
-squares of gradients below ~2.4e-4 would flush to zero and the next step would divide
-by ``eps`` alone. bfloat16 has float32's exponent range and is safe (only 8 bits of
-mantissa are lost), which is why ``nu_dtype=jnp.bfloat16`` is accepted and
+the running average of squares of gradients below ~2.4e-4 would flush to zero, each
+step would see only its own ``(1 - b2) * g**2``, and the update would overshoot by up
+to ``1 / sqrt(1 - b2)`` (~30x for Adam). bfloat16 has float32's exponent range and only
+rounds the mantissa (8 bits), which is why ``nu_dtype=jnp.bfloat16`` is accepted and
 ``nu_dtype=jnp.float16`` is refused.
 """
 
@@ -99,7 +100,9 @@ def _sq_dtype(param_dtype, nu_dtype=None):
 
 
 def _sq_zeros(params, value=0.0, nu_dtype=None):
-    return jax.tree.map(lambda p: jnp.full(jnp.shape(p), value, _sq_dtype(jnp.result_type(p), nu_dtype)), params)
+    return jax.tree.map(
+        lambda p: jnp.full(jnp.shape(p), value, _sq_dtype(jnp.result_type(p), nu_dtype)), params
+    )
 
 
 def _check_nu_dtype(fn: str, nu_dtype):
@@ -107,19 +110,19 @@ def _check_nu_dtype(fn: str, nu_dtype):
     if nu_dtype is not None and (nu_dtype == jnp.float16 or not jnp.issubdtype(nu_dtype, jnp.floating)):
         raise ValueError(
             f"{fn}: `nu_dtype` must be a real dtype with float32's exponent range (bfloat16, float32, "
-            f"float64), got {nu_dtype!r}: squared gradients below ~2.4e-4 underflow in float16."
+            f"float64), got {nu_dtype!r}: squares of gradients below ~2.4e-4 underflow in float16."
         )
     return nu_dtype
 
 
 def _corrections(count: jax.Array, **decays):
     """``corr(name, dtype, ahead=False) = 1 - decays[name]**(count + ahead)``, once per dtype."""
-    count_ahead = safe_increment(count)
 
     @functools.cache
     def corr(name: str, dtype, ahead: bool = False):
         rdt = real_dtype(dtype)
-        return (1 - bias_correction_power(decays[name], count_ahead if ahead else count, rdt)).astype(dtype)
+        t = safe_increment(count) if ahead else count
+        return (1 - bias_correction_power(decays[name], t, rdt)).astype(dtype)
 
     return corr
 
@@ -308,7 +311,9 @@ def scale_by_stddev(
     _check_rms_args("scale_by_stddev", decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
     def init_fn(params):
-        return ScaleByRStdDevState(count=zero_count(), mu=_zeros(params, None), nu=_sq_zeros(params, initial_scale))
+        return ScaleByRStdDevState(
+            count=zero_count(), mu=_zeros(params, None), nu=_sq_zeros(params, initial_scale)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -402,7 +407,9 @@ def scale_by_adam(
     nu_dtype = _check_nu_dtype("scale_by_adam", nu_dtype)
 
     def init_fn(params):
-        return ScaleByAdamState(count=zero_count(), mu=_zeros(params, mu_dtype), nu=_sq_zeros(params, 0.0, nu_dtype))
+        return ScaleByAdamState(
+            count=zero_count(), mu=_zeros(params, mu_dtype), nu=_sq_zeros(params, 0.0, nu_dtype)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -448,8 +455,9 @@ def scale_by_amsgrad(
         w_t = max(w_{t-1}, v'_t)
         u_t = m'_t / (sqrt(w_t + eps_root) + eps)
 
-    with ``m_0 = v_0 = w_0 = 0``. The defaults are Optax's (and PyTorch's
-    ``Adam(amsgrad=True)``); both flags ``False`` is the original paper's algorithm.
+    with ``m_0 = v_0 = w_0 = 0``. The defaults are Optax's; both flags ``False`` is the
+    original paper's algorithm. (PyTorch's ``Adam(amsgrad=True)`` is neither: it takes
+    the maximum of the uncorrected ``v_t`` and then divides it by ``1 - b2**t``.)
 
     Args:
         b1: Decay of the first-moment average, in [0, 1).

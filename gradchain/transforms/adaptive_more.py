@@ -105,7 +105,9 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False) -> GradientTransformation:
+def scale_by_belief(
+    b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
+) -> GradientTransformation:
     """AdaBelief: Adam whose second moment is the variance around the first.
 
     Update rule, for incoming update ``g`` at step ``t = count + 1``::

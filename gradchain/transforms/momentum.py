@@ -15,7 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import bias_correction_power, compute_dtype, hp, real_dtype, safe_increment, zero_count
+from gradchain._numerics import (
+    bias_correction_power,
+    compute_dtype,
+    hp,
+    promote,
+    real_dtype,
+    safe_increment,
+    zero_count,
+)
 from gradchain._validate import check_decay, check_dtype, check_tree_match
 
 __all__ = ["EmaState", "TraceState", "ema", "trace"]
@@ -45,20 +53,14 @@ def _canonical_dtype(fn: str, name: str, dtype: Any):
 
 
 def _zeros(params: Any, dtype) -> Any:
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.result_type(p)), params)
+    return jax.tree.map(
+        lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p) if dtype is None else dtype), params
+    )
 
 
 def _dt(*xs) -> np.dtype:
-    """The dtype in which leaves ``xs`` are combined: the widest of their compute dtypes.
-
-    (Written out because ``jnp.promote_types`` refuses float32 with bfloat16 under
-    strict promotion.)
-    """
-    dts = [compute_dtype(x.dtype) for x in xs]
-    wide = max(real_dtype(d).itemsize for d in dts) > 4
-    if any(jnp.issubdtype(d, jnp.complexfloating) for d in dts):
-        return jnp.dtype(jnp.complex128 if wide else jnp.complex64)
-    return jnp.dtype(jnp.float64 if wide else jnp.float32)
+    """The dtype in which leaves ``xs`` are combined: their promoted dtype, at least float32."""
+    return compute_dtype(promote(*[x.dtype for x in xs]))
 
 
 def _map_unzip(fn, n: int, tree: Any, *rest: Any) -> tuple:
