@@ -20,10 +20,20 @@ import jax.numpy as jnp
 from gradchain._base import GradientTransformation, ScalarOrSchedule, identity
 from gradchain._chain import chain
 from gradchain._validate import check_nonnegative
-from gradchain.transforms.adaptive import scale_by_adam, scale_by_amsgrad, scale_by_rms, scale_by_rss, scale_by_stddev
+from gradchain.transforms.adaptive import (
+    scale_by_adam,
+    scale_by_amsgrad,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+)
 from gradchain.transforms.adaptive_more import scale_by_adamax, scale_by_belief, scale_by_lion, scale_by_radam
 from gradchain.transforms.clipping import clip_by_block_rms
-from gradchain.transforms.layerwise import scale_by_factored_rms, scale_by_param_block_rms, scale_by_trust_ratio
+from gradchain.transforms.layerwise import (
+    scale_by_factored_rms,
+    scale_by_param_block_rms,
+    scale_by_trust_ratio,
+)
 from gradchain.transforms.momentum import ema, trace
 from gradchain.transforms.regularization import add_decayed_weights
 from gradchain.transforms.scaling import scale, scale_by_learning_rate
@@ -52,13 +62,18 @@ Mask = Any  # None, a bool, a pytree of bools mirroring the params, or a callabl
 
 @contextlib.contextmanager
 def _named(fn: str):
-    """Prefix the optimizer's name to errors raised while building its chain."""
+    """Prefix the optimizer's name to errors raised while building its chain.
+
+    ``adam(0.1, b1=1.0)`` then reads "adam: scale_by_adam: `b1` must be ...": which
+    optimizer, which building block, which argument. (The block's message already says
+    everything, so the block's traceback is not chained.)
+    """
     try:
         yield
     except (ValueError, TypeError) as e:
-        if str(e).startswith(f"{fn}:"):
+        if str(e).startswith(f"{fn}:") or type(e) not in (ValueError, TypeError):
             raise
-        raise type(e)(f"{fn}: {e}") from e
+        raise type(e)(f"{fn}: {e}") from None
 
 
 def _lr(fn: str, learning_rate: ScalarOrSchedule) -> GradientTransformation:
@@ -114,8 +129,10 @@ def sgd(
         return chain(first, lr)
 
 
-def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7) -> GradientTransformation:
-    """Adagrad: ``chain(scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate))``.
+def adagrad(
+    learning_rate: ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7
+) -> GradientTransformation:
+    """Adagrad: ``chain(scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(lr))``.
 
     See `scale_by_rss` for the update rule. ``torch.optim.Adagrad(lr, eps=e)`` is
     ``adagrad(lr, initial_accumulator_value=0.0, eps=e)`` up to where ``eps`` enters
@@ -145,8 +162,15 @@ def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value=0.1, eps=
 
 
 def rmsprop(
-    learning_rate: ScalarOrSchedule, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-    centered: bool = False, momentum=None, nesterov: bool = False, bias_correction: bool = False,
+    learning_rate: ScalarOrSchedule,
+    decay=0.9,
+    eps=1e-8,
+    initial_scale=0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum=None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
 ) -> GradientTransformation:
     """RMSprop, optionally centered and with momentum on the scaled step.
 
@@ -188,14 +212,21 @@ def rmsprop(
     with _named("rmsprop"):
         lr = _lr("rmsprop", learning_rate)
         block = scale_by_stddev if centered else scale_by_rms
-        kw = dict(eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction)
+        kw = {"eps_in_sqrt": eps_in_sqrt, "bias_correction": bias_correction}
         last = identity() if momentum is None else trace(momentum, nesterov)
         return chain(block(decay, eps, initial_scale, **kw), lr, last)
 
 
 def adam(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Any = None, *,
-    nesterov: bool = False, nu_dtype: Any = None,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Adam: ``chain(scale_by_adam(b1, b2, eps, eps_root, ...), scale_by_learning_rate(learning_rate))``.
 
@@ -227,7 +258,9 @@ def adam(
     return _adam("adam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov)
 
 
-def _adam(fn, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, weight_decay=None, mask=None):
+def _adam(
+    fn, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, weight_decay=None, mask=None
+):
     """adam, nadam, adamw and nadamw, with errors naming ``fn``."""
     with _named(fn):
         lr = _lr(fn, learning_rate)
@@ -238,10 +271,16 @@ def _adam(fn, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov
 
 
 def nadam(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Any = None, *,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype: Any = None,
+    *,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
-    """NAdam: ``adam(..., nesterov=True)``, i.e. ``chain(scale_by_adam(..., nesterov=True), scale_by_learning_rate(lr))``.
+    """NAdam: ``adam(..., nesterov=True)``, i.e. ``chain(scale_by_adam(..., nesterov=True), lr)``.
 
     See `scale_by_adam` for the Nesterov first-moment estimate. Arguments as in `adam`.
 
@@ -261,8 +300,17 @@ def nadam(
 
 
 def adamw(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Any = None,
-    weight_decay: ScalarOrSchedule = 1e-4, mask: Mask = None, *, nesterov: bool = False, nu_dtype: Any = None,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Mask = None,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AdamW: Adam with decoupled weight decay.
 
@@ -295,12 +343,21 @@ def adamw(
     References:
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
-    return _adam("adamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, weight_decay, mask)
+    wd = (weight_decay, mask)
+    return _adam("adamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, *wd)
 
 
 def nadamw(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Any = None,
-    weight_decay: ScalarOrSchedule = 1e-4, mask: Mask = None, *, nu_dtype: Any = None,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Mask = None,
+    *,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """NAdamW: ``adamw(..., nesterov=True)``; see `adamw` and `scale_by_adam`.
 
@@ -318,13 +375,19 @@ def nadamw(
 
 
 def amsgrad(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Any = None,
-    bias_correction_mu: bool = True, bias_correction_nu: bool = True,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
 ) -> GradientTransformation:
-    """AMSGrad: ``chain(scale_by_amsgrad(b1, b2, eps, eps_root, ...), scale_by_learning_rate(learning_rate))``.
+    """AMSGrad: ``chain(scale_by_amsgrad(b1, b2, eps, eps_root, ...), scale_by_learning_rate(lr))``.
 
-    See `scale_by_amsgrad` for the update rule. ``torch.optim.Adam(..., amsgrad=True)``
-    takes the maximum of the *debiased* second moment instead.
+    See `scale_by_amsgrad` for the update rule (the maximum of the debiased second moment,
+    as in Optax; ``torch.optim.Adam(amsgrad=True)`` debiases the maximum instead).
 
     Args:
         learning_rate: A number ``>= 0``, scalar array/tracer, or schedule.
@@ -346,11 +409,8 @@ def amsgrad(
     """
     with _named("amsgrad"):
         lr = _lr("amsgrad", learning_rate)
-        block = scale_by_amsgrad(
-            b1, b2, eps, eps_root, mu_dtype, bias_correction_mu=bias_correction_mu,
-            bias_correction_nu=bias_correction_nu,
-        )
-        return chain(block, lr)
+        kw = {"bias_correction_mu": bias_correction_mu, "bias_correction_nu": bias_correction_nu}
+        return chain(scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, **kw), lr)
 
 
 def adamax(learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
@@ -415,7 +475,13 @@ def adabelief(
 
 
 def radam(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, threshold=5.0, *,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    threshold=5.0,
+    *,
     nesterov: bool = False,
 ) -> GradientTransformation:
     """RAdam: ``chain(scale_by_radam(b1, b2, eps, eps_root, threshold, ...), scale_by_learning_rate(lr))``.
@@ -446,8 +512,12 @@ def radam(
 
 
 def lion(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.99, mu_dtype: Any = None,
-    weight_decay: ScalarOrSchedule = 1e-3, mask: Mask = None,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.99,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-3,
+    mask: Mask = None,
 ) -> GradientTransformation:
     """Lion, with decoupled weight decay.
 
@@ -484,8 +554,13 @@ def lion(
 
 
 def lamb(
-    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0,
-    weight_decay: ScalarOrSchedule = 0.0, mask: Mask = None,
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-6,
+    eps_root=0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Mask = None,
 ) -> GradientTransformation:
     """LAMB: Adam with weight decay, rescaled per layer by the trust ratio.
 
@@ -516,15 +591,19 @@ def lamb(
     """
     with _named("lamb"):
         lr = _lr("lamb", learning_rate)
-        return chain(
-            scale_by_adam(b1, b2, eps, eps_root), add_decayed_weights(weight_decay, _mask(mask)),
-            scale_by_trust_ratio(), lr,
-        )
+        decay = add_decayed_weights(weight_decay, _mask(mask))
+        return chain(scale_by_adam(b1, b2, eps, eps_root), decay, scale_by_trust_ratio(), lr)
 
 
 def lars(
-    learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 0.0, weight_decay_mask: Mask = True,
-    trust_coefficient=0.001, eps=0.0, trust_ratio_mask: Mask = True, momentum=0.9, nesterov: bool = False,
+    learning_rate: ScalarOrSchedule,
+    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay_mask: Mask = True,
+    trust_coefficient=0.001,
+    eps=0.0,
+    trust_ratio_mask: Mask = True,
+    momentum=0.9,
+    nesterov: bool = False,
 ) -> GradientTransformation:
     """LARS: SGD with momentum on weight-decayed, trust-ratio-scaled steps.
 
@@ -561,21 +640,28 @@ def lars(
     """
     with _named("lars"):
         lr = _lr("lars", learning_rate)
-        trust = scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps)
-        trust_mask = _mask(trust_ratio_mask)
-        return chain(
-            add_decayed_weights(weight_decay, _mask(weight_decay_mask)),
-            trust if trust_mask is None else masked(trust, trust_mask),
-            lr,
-            trace(momentum, nesterov),
+        decay = add_decayed_weights(weight_decay, _mask(weight_decay_mask))
+        trust, trust_mask = (
+            scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps),
+            _mask(trust_ratio_mask),
         )
+        trust = trust if trust_mask is None else masked(trust, trust_mask)
+        return chain(decay, trust, lr, trace(momentum, nesterov))
 
 
 def adafactor(
-    learning_rate: ScalarOrSchedule | None = None, min_dim_size_to_factor: int = 128, decay_rate=0.8,
-    decay_offset=0, multiply_by_parameter_scale: bool = True, clipping_threshold=1.0, momentum=None,
-    dtype_momentum: Any = jnp.float32, weight_decay_rate: ScalarOrSchedule | None = None, eps=1e-30,
-    factored: bool = True, weight_decay_mask: Mask = None,
+    learning_rate: ScalarOrSchedule | None = None,
+    min_dim_size_to_factor: int = 128,
+    decay_rate=0.8,
+    decay_offset=0,
+    multiply_by_parameter_scale: bool = True,
+    clipping_threshold=1.0,
+    momentum=None,
+    dtype_momentum: Any = jnp.float32,
+    weight_decay_rate: ScalarOrSchedule | None = None,
+    eps=1e-30,
+    factored: bool = True,
+    weight_decay_mask: Mask = None,
 ) -> GradientTransformation:
     """Adafactor: factored second-moment scaling, clipped and relative to the weights' scale.
 
@@ -625,7 +711,8 @@ def adafactor(
     with _named(fn):
         if learning_rate is not None:
             check_nonnegative(fn, "learning_rate", learning_rate, allow_schedule=True)
-        for name, flag in (("multiply_by_parameter_scale", multiply_by_parameter_scale), ("factored", factored)):
+        flags = {"multiply_by_parameter_scale": multiply_by_parameter_scale, "factored": factored}
+        for name, flag in flags.items():
             if not isinstance(flag, bool):
                 raise TypeError(f"{fn}: `{name}` must be a bool, got {flag!r}.")
         members = [scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)]

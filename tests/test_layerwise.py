@@ -50,12 +50,13 @@ def _np_param_block(grads, params_seq, min_scale, mean):
     ]
 
 
-def _np_factored_rms(grads, *, factored=True, decay_rate=0.8, step_offset=0, min_dim=128, epsilon=1e-30,
-                     decay_rate_fn=None):
+def _np_factored_rms(
+    grads, *, factored=True, decay_rate=0.8, step_offset=0, min_dim=128, epsilon=1e-30, decay_rate_fn=None
+):
     """scale_by_factored_rms's docstring rule in float64."""
     grads = [helpers.to_numpy64(g) for g in grads]
     flat0, treedef = jax.tree.flatten(grads[0])
-    state = [dict(R=None, C=None, V=np.zeros(g.shape)) for g in flat0]
+    state = [{"R": None, "C": None, "V": np.zeros(g.shape)} for g in flat0]
     out = []
     for k, g_tree in enumerate(grads):
         s = max(k - step_offset, 0)
@@ -69,7 +70,9 @@ def _np_factored_rms(grads, *, factored=True, decay_rate=0.8, step_offset=0, min
                 st["R"] = (b * st["R"] if st["R"] is not None else 0) + (1 - b) * G.mean(axis=c)
                 st["C"] = (b * st["C"] if st["C"] is not None else 0) + (1 - b) * G.mean(axis=r)
                 r_in_R = r - 1 if r > c else r
-                V = np.expand_dims(st["R"] / st["R"].mean(axis=r_in_R, keepdims=True), c) * np.expand_dims(st["C"], r)
+                V = np.expand_dims(st["R"] / st["R"].mean(axis=r_in_R, keepdims=True), c) * np.expand_dims(
+                    st["C"], r
+                )
             else:
                 st["V"] = b * st["V"] + (1 - b) * G
                 V = st["V"]
@@ -131,8 +134,10 @@ FACTORED_KW = [
 def test_factored_rms_matches_numpy(kw):
     params, grads = _problem(BIG if not kw else SMALL)
     u, _, _ = helpers.run_steps(gc.scale_by_factored_rms(**kw), params, grads)
-    np_kw = {"min_dim": kw.get("min_dim_size_to_factor", 128), **{k: v for k, v in kw.items()
-                                                                 if k != "min_dim_size_to_factor"}}
+    np_kw = {
+        "min_dim": kw.get("min_dim_size_to_factor", 128),
+        **{k: v for k, v in kw.items() if k != "min_dim_size_to_factor"},
+    }
     _assert_seq_close(u, _np_factored_rms(grads, **np_kw), 2e-5, f"factored_rms {kw}")
 
 
@@ -140,7 +145,9 @@ def test_factored_rms_custom_decay_rate_fn_matches_numpy():
     fn = lambda step, rate: jnp.minimum(1 - (step.astype(jnp.float32) + 1) ** (-rate), 0.5)
     np_fn = lambda step, rate: min(1 - (step + 1) ** (-rate), 0.5)
     params, grads = _problem(SMALL)
-    u, _, _ = helpers.run_steps(gc.scale_by_factored_rms(min_dim_size_to_factor=2, decay_rate_fn=fn), params, grads)
+    u, _, _ = helpers.run_steps(
+        gc.scale_by_factored_rms(min_dim_size_to_factor=2, decay_rate_fn=fn), params, grads
+    )
     _assert_seq_close(u, _np_factored_rms(grads, min_dim=2, decay_rate_fn=np_fn), 2e-5, "decay_rate_fn")
 
 
@@ -164,13 +171,19 @@ def test_factored_rms_state_is_fixed_and_factored_where_documented():
 def _optax_pairs(optax):
     return [
         ("trust_ratio", lambda: gc.scale_by_trust_ratio(), lambda: optax.scale_by_trust_ratio()),
-        ("trust_ratio_kw", lambda: gc.scale_by_trust_ratio(0.5, 0.02, 1e-3),
-         lambda: optax.scale_by_trust_ratio(0.5, 0.02, 1e-3)),
+        (
+            "trust_ratio_kw",
+            lambda: gc.scale_by_trust_ratio(0.5, 0.02, 1e-3),
+            lambda: optax.scale_by_trust_ratio(0.5, 0.02, 1e-3),
+        ),
         ("block_norm", lambda: gc.scale_by_param_block_norm(), lambda: optax.scale_by_param_block_norm()),
         ("block_rms", lambda: gc.scale_by_param_block_rms(0.1), lambda: optax.scale_by_param_block_rms(0.1)),
         ("factored", lambda: gc.scale_by_factored_rms(), lambda: optax.scale_by_factored_rms()),
-        ("factored_kw", lambda: gc.scale_by_factored_rms(True, 0.5, 2, 2, 1e-3),
-         lambda: optax.scale_by_factored_rms(True, 0.5, 2, 2, 1e-3)),
+        (
+            "factored_kw",
+            lambda: gc.scale_by_factored_rms(True, 0.5, 2, 2, 1e-3),
+            lambda: optax.scale_by_factored_rms(True, 0.5, 2, 2, 1e-3),
+        ),
     ]
 
 
@@ -215,20 +228,55 @@ def _run_from(tx, state, params, grads, jit, apply):
 @pytest.mark.parametrize(
     "make, err, match",
     [
-        (lambda: gc.scale_by_trust_ratio(min_norm=-1.0), ValueError, r"scale_by_trust_ratio: `min_norm` must be >= 0"),
-        (lambda: gc.scale_by_trust_ratio(trust_coefficient=-1.0), ValueError, r"`trust_coefficient` must be >= 0"),
-        (lambda: gc.scale_by_trust_ratio(eps="a"), TypeError, r"scale_by_trust_ratio: `eps` must be a number"),
-        (lambda: gc.scale_by_param_block_norm(-1.0), ValueError, r"scale_by_param_block_norm: `min_scale` must be >= 0"),
-        (lambda: gc.scale_by_param_block_rms(-1.0), ValueError, r"scale_by_param_block_rms: `min_scale` must be >= 0"),
-        (lambda: gc.scale_by_factored_rms(factored=1), TypeError, r"scale_by_factored_rms: `factored` must be a bool"),
+        (
+            lambda: gc.scale_by_trust_ratio(min_norm=-1.0),
+            ValueError,
+            r"scale_by_trust_ratio: `min_norm` must be >= 0",
+        ),
+        (
+            lambda: gc.scale_by_trust_ratio(trust_coefficient=-1.0),
+            ValueError,
+            r"`trust_coefficient` must be >= 0",
+        ),
+        (
+            lambda: gc.scale_by_trust_ratio(eps="a"),
+            TypeError,
+            r"scale_by_trust_ratio: `eps` must be a number",
+        ),
+        (
+            lambda: gc.scale_by_param_block_norm(-1.0),
+            ValueError,
+            r"scale_by_param_block_norm: `min_scale` must be >= 0",
+        ),
+        (
+            lambda: gc.scale_by_param_block_rms(-1.0),
+            ValueError,
+            r"scale_by_param_block_rms: `min_scale` must be >= 0",
+        ),
+        (
+            lambda: gc.scale_by_factored_rms(factored=1),
+            TypeError,
+            r"scale_by_factored_rms: `factored` must be a bool",
+        ),
         (lambda: gc.scale_by_factored_rms(decay_rate=-0.8), ValueError, r"`decay_rate` must be >= 0"),
         (lambda: gc.scale_by_factored_rms(step_offset=1.5), ValueError, r"`step_offset` must be an integer"),
         (lambda: gc.scale_by_factored_rms(step_offset=-1), ValueError, r"`step_offset` must be >= 0"),
-        (lambda: gc.scale_by_factored_rms(min_dim_size_to_factor=2.0), TypeError,
-         r"`min_dim_size_to_factor` must be a Python int"),
-        (lambda: gc.scale_by_factored_rms(min_dim_size_to_factor=0), ValueError, r"`min_dim_size_to_factor` must be >= 1"),
+        (
+            lambda: gc.scale_by_factored_rms(min_dim_size_to_factor=2.0),
+            TypeError,
+            r"`min_dim_size_to_factor` must be a Python int",
+        ),
+        (
+            lambda: gc.scale_by_factored_rms(min_dim_size_to_factor=0),
+            ValueError,
+            r"`min_dim_size_to_factor` must be >= 1",
+        ),
         (lambda: gc.scale_by_factored_rms(epsilon=-1e-30), ValueError, r"`epsilon` must be >= 0"),
-        (lambda: gc.scale_by_factored_rms(decay_rate_fn=0.8), TypeError, r"`decay_rate_fn` must be callable or None"),
+        (
+            lambda: gc.scale_by_factored_rms(decay_rate_fn=0.8),
+            TypeError,
+            r"`decay_rate_fn` must be callable or None",
+        ),
     ],
 )
 def test_factory_errors(make, err, match):
@@ -237,8 +285,13 @@ def test_factory_errors(make, err, match):
 
 
 @pytest.mark.parametrize(
-    "make", [gc.scale_by_trust_ratio, gc.scale_by_param_block_norm, gc.scale_by_param_block_rms,
-             gc.scale_by_factored_rms]
+    "make",
+    [
+        gc.scale_by_trust_ratio,
+        gc.scale_by_param_block_norm,
+        gc.scale_by_param_block_rms,
+        gc.scale_by_factored_rms,
+    ],
 )
 def test_update_errors(make):
     tx = make()
@@ -246,7 +299,9 @@ def test_update_errors(make):
     state = tx.init(p)
     name = make.__name__
     with pytest.raises(ValueError, match=rf"{name}: the `updates` tree does not match"):
-        tx.update({"a": jnp.ones(2)}, state, p if name == "scale_by_factored_rms" else {"a": jnp.ones(2), "c": 1.0})
+        tx.update(
+            {"a": jnp.ones(2)}, state, p if name == "scale_by_factored_rms" else {"a": jnp.ones(2), "c": 1.0}
+        )
     if name != "scale_by_factored_rms":
         with pytest.raises(ValueError, match=rf"{name}: this transformation needs the parameters"):
             tx.update(p, state)

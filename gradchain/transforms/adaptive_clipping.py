@@ -11,7 +11,6 @@ and is best handled by a wrapper that skips non-finite steps.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import compute_dtype, hp, real_dtype, safe_increment, zero_count
+from gradchain._numerics import compute_dtype, hp, promote, real_dtype, safe_increment, zero_count
 from gradchain._tree import global_norm
 from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar
 
@@ -35,7 +34,7 @@ def _stats_dtype(tree: Any) -> np.dtype:
     if not leaves:
         return jnp.dtype(jnp.float32)
     dts = [real_dtype(compute_dtype(x.dtype if hasattr(x, "dtype") else jnp.result_type(x))) for x in leaves]
-    return functools.reduce(jnp.promote_types, dts)
+    return promote(*dts)
 
 
 def _scale_leaves(updates: Any, factor: jax.Array) -> Any:

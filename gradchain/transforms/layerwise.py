@@ -8,7 +8,8 @@ updates by it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -348,7 +349,9 @@ def scale_by_factored_rms(
             )
         ]
         unflat = lambda i: jax.tree.unflatten(treedef, [o[i] for o in out])
-        new_state = FactoredState(count=safe_increment(state.count), v_row=unflat(1), v_col=unflat(2), v=unflat(3))
+        new_state = FactoredState(
+            count=safe_increment(state.count), v_row=unflat(1), v_col=unflat(2), v=unflat(3)
+        )
         return unflat(0), new_state
 
     return GradientTransformation(init_fn, update_fn)
