@@ -47,11 +47,11 @@ class GradientTransformation(NamedTuple):
 
     Examples:
         >>> import jax.numpy as jnp, gradchain
-        >>> tx = gradchain.chain(gradchain.clip_by_global_norm(1.0), gradchain.scale(-0.1))
+        >>> tx = gradchain.chain(gradchain.clip_by_global_norm(5.0), gradchain.scale(-0.1))
         >>> state = tx.init(jnp.zeros(2))
-        >>> updates, state = tx.update(jnp.array([3.0, 4.0]), state)
+        >>> updates, state = tx.update(jnp.array([6.0, 8.0]), state)
         >>> updates
-        Array([-0.06, -0.08], dtype=float32)
+        Array([-0.3, -0.4], dtype=float32)
     """
 
     init: TransformInitFn
