@@ -4,99 +4,22 @@ Every technique is a pure ``(init, update)`` pair (`GradientTransformation`); ev
 optimizer is a `chain` of them. See README.md for the tour and the API table.
 """
 
+from gradchain import losses as losses
+from gradchain import schedules as schedules
 from gradchain._base import EmptyState as EmptyState
 from gradchain._base import GradientTransformation as GradientTransformation
 from gradchain._base import identity as identity
 from gradchain._base import stateless as stateless
-
 from gradchain._chain import chain as chain
 from gradchain._chain import named_chain as named_chain
-
+from gradchain._masking import MaskedNode as MaskedNode
+from gradchain._masking import MaskedState as MaskedState
+from gradchain._masking import masked as masked
 from gradchain._tree import global_norm as global_norm
-
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
-
-from gradchain.transforms.scaling import ScaleByScheduleState as ScaleByScheduleState
-from gradchain.transforms.scaling import centralize as centralize
-from gradchain.transforms.scaling import scale as scale
-from gradchain.transforms.scaling import scale_by_learning_rate as scale_by_learning_rate
-from gradchain.transforms.scaling import scale_by_schedule as scale_by_schedule
-
-from gradchain.transforms.clipping import ClipByGlobalNormState as ClipByGlobalNormState
-from gradchain.transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
-from gradchain.transforms.clipping import clip_by_block_rms as clip_by_block_rms
-from gradchain.transforms.clipping import clip_by_global_norm as clip_by_global_norm
-from gradchain.transforms.clipping import clip_by_norm as clip_by_norm
-from gradchain.transforms.clipping import clip_by_value as clip_by_value
-
-from gradchain.transforms.momentum import EmaState as EmaState
-from gradchain.transforms.momentum import TraceState as TraceState
-from gradchain.transforms.momentum import ema as ema
-from gradchain.transforms.momentum import trace as trace
-
-from gradchain.transforms.adaptive import ScaleByAdamState as ScaleByAdamState
-from gradchain.transforms.adaptive import ScaleByAmsgradState as ScaleByAmsgradState
-from gradchain.transforms.adaptive import ScaleByRStdDevState as ScaleByRStdDevState
-from gradchain.transforms.adaptive import ScaleByRmsState as ScaleByRmsState
-from gradchain.transforms.adaptive import ScaleByRssState as ScaleByRssState
-from gradchain.transforms.adaptive import scale_by_adam as scale_by_adam
-from gradchain.transforms.adaptive import scale_by_amsgrad as scale_by_amsgrad
-from gradchain.transforms.adaptive import scale_by_rms as scale_by_rms
-from gradchain.transforms.adaptive import scale_by_rss as scale_by_rss
-from gradchain.transforms.adaptive import scale_by_stddev as scale_by_stddev
-
-from gradchain.transforms.adaptive_more import ScaleByBeliefState as ScaleByBeliefState
-from gradchain.transforms.adaptive_more import ScaleByLionState as ScaleByLionState
-from gradchain.transforms.adaptive_more import scale_by_adamax as scale_by_adamax
-from gradchain.transforms.adaptive_more import scale_by_belief as scale_by_belief
-from gradchain.transforms.adaptive_more import scale_by_lion as scale_by_lion
-from gradchain.transforms.adaptive_more import scale_by_radam as scale_by_radam
-
-from gradchain.transforms.layerwise import FactoredState as FactoredState
-from gradchain.transforms.layerwise import scale_by_factored_rms as scale_by_factored_rms
-from gradchain.transforms.layerwise import scale_by_param_block_norm as scale_by_param_block_norm
-from gradchain.transforms.layerwise import scale_by_param_block_rms as scale_by_param_block_rms
-from gradchain.transforms.layerwise import scale_by_trust_ratio as scale_by_trust_ratio
-
-from gradchain.transforms.regularization import AddDecayedWeightsState as AddDecayedWeightsState
-from gradchain.transforms.regularization import AddL1PenaltyState as AddL1PenaltyState
-from gradchain.transforms.regularization import L1ProximalState as L1ProximalState
-from gradchain.transforms.regularization import add_decayed_weights as add_decayed_weights
-from gradchain.transforms.regularization import add_l1_penalty as add_l1_penalty
-from gradchain.transforms.regularization import l1_proximal as l1_proximal
-
-from gradchain.transforms.accumulation import AccumulateGradientsState as AccumulateGradientsState
-from gradchain.transforms.accumulation import accumulate_gradients as accumulate_gradients
-from gradchain.transforms.accumulation import microbatched_value_and_grad as microbatched_value_and_grad
-
-from gradchain.transforms.adaptive_clipping import AutoClipState as AutoClipState
-from gradchain.transforms.adaptive_clipping import ZClipState as ZClipState
-from gradchain.transforms.adaptive_clipping import autoclip as autoclip
-from gradchain.transforms.adaptive_clipping import zclip as zclip
-
-from gradchain.transforms.monitoring import GradientHealthState as GradientHealthState
-from gradchain.transforms.monitoring import gradient_health as gradient_health
-from gradchain.transforms.monitoring import health_report as health_report
-
-from gradchain.transforms.control import EarlyStoppingState as EarlyStoppingState
-from gradchain.transforms.control import ReduceLROnPlateauState as ReduceLROnPlateauState
-from gradchain.transforms.control import early_stopping as early_stopping
-from gradchain.transforms.control import reduce_on_plateau as reduce_on_plateau
-
-from gradchain.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
-from gradchain.wrappers import InjectHyperparamsState as InjectHyperparamsState
-from gradchain.wrappers import MaskedNode as MaskedNode
-from gradchain.wrappers import MaskedState as MaskedState
-from gradchain.wrappers import PartitionState as PartitionState
-from gradchain.wrappers import apply_if_finite as apply_if_finite
-from gradchain.wrappers import freeze as freeze
-from gradchain.wrappers import inject_hyperparams as inject_hyperparams
-from gradchain.wrappers import masked as masked
-from gradchain.wrappers import partition as partition
-from gradchain.wrappers import selective_transform as selective_transform
-from gradchain.wrappers import set_to_zero as set_to_zero
-
+from gradchain.lr_finder import LRFinderResult as LRFinderResult
+from gradchain.lr_finder import lr_finder as lr_finder
 from gradchain.optimizers import adabelief as adabelief
 from gradchain.optimizers import adafactor as adafactor
 from gradchain.optimizers import adagrad as adagrad
@@ -112,10 +35,6 @@ from gradchain.optimizers import nadamw as nadamw
 from gradchain.optimizers import radam as radam
 from gradchain.optimizers import rmsprop as rmsprop
 from gradchain.optimizers import sgd as sgd
-
-from gradchain.lr_finder import LRFinderResult as LRFinderResult
-from gradchain.lr_finder import lr_finder as lr_finder
-
 from gradchain.schedules import constant_schedule as constant_schedule
 from gradchain.schedules import cosine_decay_schedule as cosine_decay_schedule
 from gradchain.schedules import cosine_onecycle_schedule as cosine_onecycle_schedule
@@ -129,9 +48,71 @@ from gradchain.schedules import sgdr_schedule as sgdr_schedule
 from gradchain.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from gradchain.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
-
-from gradchain import losses as losses
-from gradchain import schedules as schedules
+from gradchain.transforms.accumulation import AccumulateGradientsState as AccumulateGradientsState
+from gradchain.transforms.accumulation import accumulate_gradients as accumulate_gradients
+from gradchain.transforms.accumulation import microbatched_value_and_grad as microbatched_value_and_grad
+from gradchain.transforms.adaptive import ScaleByAdamState as ScaleByAdamState
+from gradchain.transforms.adaptive import ScaleByAmsgradState as ScaleByAmsgradState
+from gradchain.transforms.adaptive import ScaleByRmsState as ScaleByRmsState
+from gradchain.transforms.adaptive import ScaleByRssState as ScaleByRssState
+from gradchain.transforms.adaptive import ScaleByRStdDevState as ScaleByRStdDevState
+from gradchain.transforms.adaptive import scale_by_adam as scale_by_adam
+from gradchain.transforms.adaptive import scale_by_amsgrad as scale_by_amsgrad
+from gradchain.transforms.adaptive import scale_by_rms as scale_by_rms
+from gradchain.transforms.adaptive import scale_by_rss as scale_by_rss
+from gradchain.transforms.adaptive import scale_by_stddev as scale_by_stddev
+from gradchain.transforms.adaptive_clipping import AutoClipState as AutoClipState
+from gradchain.transforms.adaptive_clipping import ZClipState as ZClipState
+from gradchain.transforms.adaptive_clipping import autoclip as autoclip
+from gradchain.transforms.adaptive_clipping import zclip as zclip
+from gradchain.transforms.adaptive_more import ScaleByBeliefState as ScaleByBeliefState
+from gradchain.transforms.adaptive_more import ScaleByLionState as ScaleByLionState
+from gradchain.transforms.adaptive_more import scale_by_adamax as scale_by_adamax
+from gradchain.transforms.adaptive_more import scale_by_belief as scale_by_belief
+from gradchain.transforms.adaptive_more import scale_by_lion as scale_by_lion
+from gradchain.transforms.adaptive_more import scale_by_radam as scale_by_radam
+from gradchain.transforms.clipping import ClipByGlobalNormState as ClipByGlobalNormState
+from gradchain.transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
+from gradchain.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from gradchain.transforms.clipping import clip_by_global_norm as clip_by_global_norm
+from gradchain.transforms.clipping import clip_by_norm as clip_by_norm
+from gradchain.transforms.clipping import clip_by_value as clip_by_value
+from gradchain.transforms.control import EarlyStoppingState as EarlyStoppingState
+from gradchain.transforms.control import ReduceLROnPlateauState as ReduceLROnPlateauState
+from gradchain.transforms.control import early_stopping as early_stopping
+from gradchain.transforms.control import reduce_on_plateau as reduce_on_plateau
+from gradchain.transforms.layerwise import FactoredState as FactoredState
+from gradchain.transforms.layerwise import scale_by_factored_rms as scale_by_factored_rms
+from gradchain.transforms.layerwise import scale_by_param_block_norm as scale_by_param_block_norm
+from gradchain.transforms.layerwise import scale_by_param_block_rms as scale_by_param_block_rms
+from gradchain.transforms.layerwise import scale_by_trust_ratio as scale_by_trust_ratio
+from gradchain.transforms.momentum import EmaState as EmaState
+from gradchain.transforms.momentum import TraceState as TraceState
+from gradchain.transforms.momentum import ema as ema
+from gradchain.transforms.momentum import trace as trace
+from gradchain.transforms.monitoring import GradientHealthState as GradientHealthState
+from gradchain.transforms.monitoring import gradient_health as gradient_health
+from gradchain.transforms.monitoring import health_report as health_report
+from gradchain.transforms.regularization import AddDecayedWeightsState as AddDecayedWeightsState
+from gradchain.transforms.regularization import AddL1PenaltyState as AddL1PenaltyState
+from gradchain.transforms.regularization import L1ProximalState as L1ProximalState
+from gradchain.transforms.regularization import add_decayed_weights as add_decayed_weights
+from gradchain.transforms.regularization import add_l1_penalty as add_l1_penalty
+from gradchain.transforms.regularization import l1_proximal as l1_proximal
+from gradchain.transforms.scaling import ScaleByScheduleState as ScaleByScheduleState
+from gradchain.transforms.scaling import centralize as centralize
+from gradchain.transforms.scaling import scale as scale
+from gradchain.transforms.scaling import scale_by_learning_rate as scale_by_learning_rate
+from gradchain.transforms.scaling import scale_by_schedule as scale_by_schedule
+from gradchain.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from gradchain.wrappers import InjectHyperparamsState as InjectHyperparamsState
+from gradchain.wrappers import PartitionState as PartitionState
+from gradchain.wrappers import apply_if_finite as apply_if_finite
+from gradchain.wrappers import freeze as freeze
+from gradchain.wrappers import inject_hyperparams as inject_hyperparams
+from gradchain.wrappers import partition as partition
+from gradchain.wrappers import selective_transform as selective_transform
+from gradchain.wrappers import set_to_zero as set_to_zero
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,8 @@ it can be carried through ``jax.lax.scan``, ``flax.nnx.Optimizer`` and checkpoin
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, Union
 
 import jax
 

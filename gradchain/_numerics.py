@@ -83,3 +83,14 @@ def promote(*dtypes) -> np.dtype:
     """
     with jax.numpy_dtype_promotion("standard"):
         return jnp.dtype(jnp.result_type(*[jnp.dtype(d) for d in dtypes]))
+
+
+def cond(pred, true_fn, false_fn, *operands):
+    """``jax.lax.cond``, or a plain Python branch when ``pred`` is concrete (eager calls).
+
+    Under ``jit`` only the taken branch runs either way; eagerly, ``lax.cond`` would
+    trace and compile both branches on every call.
+    """
+    if isinstance(pred, jax.core.Tracer):
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+    return true_fn(*operands) if bool(pred) else false_fn(*operands)

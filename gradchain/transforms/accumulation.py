@@ -20,21 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import compute_dtype, safe_increment, zero_count
+from gradchain._numerics import compute_dtype, cond, safe_increment, zero_count
 from gradchain._validate import check_dtype, check_scalar, check_tree_match
 
 __all__ = ["AccumulateGradientsState", "accumulate_gradients", "microbatched_value_and_grad"]
-
-
-def _cond(pred, true_fn, false_fn, *operands):
-    """``jax.lax.cond``, or a plain Python branch when ``pred`` is concrete (eager calls).
-
-    Under ``jit`` only the taken branch runs either way; eagerly, ``lax.cond`` would
-    trace and compile both branches on every call.
-    """
-    if isinstance(pred, jax.core.Tracer):
-        return jax.lax.cond(pred, true_fn, false_fn, *operands)
-    return true_fn(*operands) if bool(pred) else false_fn(*operands)
 
 
 class AccumulateGradientsState(NamedTuple):
@@ -137,7 +126,7 @@ def accumulate_gradients(
         def wait(updates, acc, inner_state):
             return jax.tree.map(jnp.zeros_like, updates), inner_state, jax.tree.map(accumulate, updates, acc)
 
-        new_updates, inner_state, acc = _cond(emit, step, wait, updates, state.acc_grads, state.inner_state)
+        new_updates, inner_state, acc = cond(emit, step, wait, updates, state.acc_grads, state.inner_state)
         return new_updates, AccumulateGradientsState(
             mini_step=jnp.where(emit, zero_count(), safe_increment(n)),
             gradient_step=jnp.where(emit, safe_increment(state.gradient_step), state.gradient_step),

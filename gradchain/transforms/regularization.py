@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation, ScalarOrSchedule
+from gradchain._masking import masked
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
 from gradchain._validate import check_nonnegative, check_tree_match, require_params
-from gradchain.wrappers import masked
 
 __all__ = [
     "AddDecayedWeightsState",
