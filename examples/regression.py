@@ -20,7 +20,7 @@ with scikit-learn; 60/20/20 train/validation/test split, fixed seed), trained fu
 with::
 
     gradchain.chain(
-        gradchain.add_decayed_weights(3e-2),     # L2 (before Adam); --penalty l1: add_l1_penalty(1e-2)
+        gradchain.add_decayed_weights(3e-2),     # L2, before Adam (--penalty l1: add_l1_penalty(1e-2))
         gradchain.adam(3e-3),
         gradchain.early_stopping(patience=100),  # zero updates once value=val_loss stalls
     )
@@ -43,6 +43,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -59,10 +60,14 @@ MODES = {"batch": None, "stochastic": 1, "mini-batch": 32}  # batch size (None: 
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=1000, help="steps per mode in part 1 (default 1000)")
     p.add_argument("--penalty", choices=["l2", "l1"], default="l2", help="MLP regularization (default l2)")
-    p.add_argument("--strength", type=float, default=None, help="penalty coefficient (default 3e-2 L2, 1e-2 L1)")
+    p.add_argument(
+        "--strength", type=float, default=None, help="penalty coefficient (default 3e-2 L2, 1e-2 L1)"
+    )
     p.add_argument("--patience", type=int, default=100, help="early-stopping patience in steps (default 100)")
     p.add_argument("--max-steps", type=int, default=3000, help="MLP step budget (default 3000)")
     p.add_argument("--seed", type=int, default=0)
@@ -105,7 +110,7 @@ def fit_linear(tx, x, y, batch_size, steps, seed, bar):
         else:  # walk through a shuffled copy of the data; reshuffle after each epoch
             if pos + batch_size > n:
                 perm, pos = rng.permutation(n), 0
-            idx = perm[pos:pos + batch_size]
+            idx = perm[pos : pos + batch_size]
             pos += batch_size
             xb, yb = x[idx], y[idx]
         theta, opt_state = step(theta, opt_state, xb, yb)
@@ -118,13 +123,16 @@ def fit_linear(tx, x, y, batch_size, steps, seed, bar):
 def part1(args):
     x, y = linear_data(args.seed)
     ols = np.linalg.lstsq(np.c_[np.ones_like(x), x], y, rcond=None)[0]
-    print(f"least squares on the data:  intercept {ols[0]:.3f}  slope {ols[1]:.3f}   "
-          f"(truth {TRUE_INTERCEPT}, {TRUE_SLOPE})")
+    print(
+        f"least squares on the data:  intercept {ols[0]:.3f}  slope {ols[1]:.3f}   "
+        f"(truth {TRUE_INTERCEPT}, {TRUE_SLOPE})"
+    )
     # The SAME transformation object for all three runs; only the batches differ.
     tx = gradchain.sgd(gradchain.cosine_decay_schedule(0.1, decay_steps=args.steps))
     results = {}
-    with tqdm(total=len(MODES) * args.steps, desc="part 1: linear", unit="step", file=sys.stdout,
-              mininterval=0.5) as bar:
+    with tqdm(
+        total=len(MODES) * args.steps, desc="part 1: linear", unit="step", file=sys.stdout, mininterval=0.5
+    ) as bar:
         for mode, bs in MODES.items():
             results[mode] = fit_linear(tx, x, y, bs, args.steps, args.seed + 1, bar)
     ok = True
@@ -132,8 +140,10 @@ def part1(args):
         b, w = path[-1]
         good = abs(b - TRUE_INTERCEPT) < 0.1 and abs(w - TRUE_SLOPE) < 0.1
         ok &= bool(good)
-        print(f"{mode:>11} descent:  intercept {b:.3f}  slope {w:.3f}  final MSE {losses[-1]:.4f}  "
-              f"{'ok' if good else 'NOT within 0.1 of (4, 3)'}")
+        print(
+            f"{mode:>11} descent:  intercept {b:.3f}  slope {w:.3f}  final MSE {losses[-1]:.4f}  "
+            f"{'ok' if good else 'NOT within 0.1 of (4, 3)'}"
+        )
     return (x, y, ols, results), ok
 
 
@@ -145,16 +155,16 @@ def diabetes_splits(seed: int):
     x, y = d.data.astype(np.float32), d.target.astype(np.float32)
     perm = np.random.default_rng(seed).permutation(len(x))
     n_tr, n_va = int(0.6 * len(x)), int(0.2 * len(x))
-    tr, va, te = perm[:n_tr], perm[n_tr:n_tr + n_va], perm[n_tr + n_va:]
+    tr, va, te = perm[:n_tr], perm[n_tr : n_tr + n_va], perm[n_tr + n_va :]
     mu, sd = x[tr].mean(0), x[tr].std(0)
     y_mu, y_sd = y[tr].mean(), y[tr].std()
-    norm = lambda i: ((x[i] - mu) / sd, (y[i] - y_mu) / y_sd)  # noqa: E731  standardized with train stats
+    norm = lambda i: ((x[i] - mu) / sd, (y[i] - y_mu) / y_sd)
     return norm(tr), norm(va), norm(te)
 
 
 def init_mlp(key, sizes=(10, 16, 1)):
     params = []
-    for k, (m, n) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
+    for k, (m, n) in zip(jax.random.split(key, len(sizes) - 1), itertools.pairwise(sizes)):
         params.append({"w": jax.random.normal(k, (m, n)) * np.sqrt(1.0 / m), "b": jnp.zeros(n)})
     return params
 
@@ -176,8 +186,11 @@ def r2(params, x, y):
 def part2(args):
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = diabetes_splits(args.seed)
     strength = args.strength if args.strength is not None else (3e-2 if args.penalty == "l2" else 1e-2)
-    penalty = (gradchain.add_decayed_weights(strength) if args.penalty == "l2"
-               else gradchain.add_l1_penalty(strength))
+    penalty = (
+        gradchain.add_decayed_weights(strength)
+        if args.penalty == "l2"
+        else gradchain.add_l1_penalty(strength)
+    )
     tx = gradchain.chain(penalty, gradchain.adam(3e-3), gradchain.early_stopping(patience=args.patience))
     params = init_mlp(jax.random.key(args.seed))
     opt_state = tx.init(params)
@@ -192,8 +205,9 @@ def part2(args):
     best = params
     max_steps = 300 if args.quick else args.max_steps
     train_curve, val_curve = [], []
-    with tqdm(total=max_steps, desc=f"part 2: MLP ({args.penalty})", unit="step", file=sys.stdout,
-              mininterval=0.5) as bar:
+    with tqdm(
+        total=max_steps, desc=f"part 2: MLP ({args.penalty})", unit="step", file=sys.stdout, mininterval=0.5
+    ) as bar:
         for _ in range(max_steps):
             before = params
             params, opt_state, tl, vl = step(params, opt_state)
@@ -209,14 +223,20 @@ def part2(args):
     stop = opt_state[-1]
     params = best  # restore the parameters of the best validation loss
     test_r2 = r2(params, x_te, y_te)
-    design = lambda x: np.c_[np.ones(len(x)), x]  # noqa: E731
+    design = lambda x: np.c_[np.ones(len(x)), x]
     w_ls = np.linalg.lstsq(design(x_tr), y_tr, rcond=None)[0]
     ls_r2 = 1.0 - np.sum((design(x_te) @ w_ls - y_te) ** 2) / np.sum((y_te - y_te.mean()) ** 2)
     stopped = bool(stop.should_stop)
-    print(f"MLP ({args.penalty} {strength:g}): "
-          + (f"early stopping at step {int(stop.count)} (best validation loss {float(stop.best_value):.3f} at "
-             f"step {int(stop.best_step)})" if stopped else f"ran all {max_steps} steps without stopping")
-          + f"; test R^2 = {test_r2:.3f} (linear least squares on the same split: {ls_r2:.3f})")
+    print(
+        f"MLP ({args.penalty} {strength:g}): "
+        + (
+            f"early stopping at step {int(stop.count)} (best validation loss {float(stop.best_value):.3f} at "
+            f"step {int(stop.best_step)})"
+            if stopped
+            else f"ran all {max_steps} steps without stopping"
+        )
+        + f"; test R^2 = {test_r2:.3f} (linear least squares on the same split: {ls_r2:.3f})"
+    )
     ok = val_curve[-1] < val_curve[0] and (test_r2 > 0.1 if args.quick else test_r2 > max(0.25, ls_r2 - 0.05))
     pred = np.asarray(mlp(params, x_te))
     first_layer = np.asarray(params[0]["w"]).ravel()
@@ -233,10 +253,14 @@ def main(argv=None) -> int:
     path = plot(args, res1, res2)
     print(f"wrote {path}")
     if not (ok1 and ok2):
-        print("FAILED: " + ("linear fits not within 0.1 of (4, 3); " if not ok1 else "")
-              + ("MLP test R^2 too low or validation loss did not improve" if not ok2 else ""), file=sys.stderr)
+        print(
+            "FAILED: "
+            + ("linear fits not within 0.1 of (4, 3); " if not ok1 else "")
+            + ("MLP test R^2 too low or validation loss did not improve" if not ok2 else ""),
+            file=sys.stderr,
+        )
         return 1
-    print("OK: every descent mode recovers (4, 3) within 0.1; MLP test R^2 = " f"{res2[5]:.3f}")
+    print(f"OK: every descent mode recovers (4, 3) within 0.1; MLP test R^2 = {res2[5]:.3f}")
     return 0
 
 
@@ -254,10 +278,17 @@ def plot(args, res1, res2) -> str:
     a = ax[0, 0]
     best = np.mean((ols[0] + ols[1] * x.astype(np.float64) - y) ** 2)
     for mode, (_, losses) in results.items():
-        a.semilogy(np.maximum(losses - best, 1e-7), color=colors[mode], lw=1.2,
-                   label=f"{mode} (B={MODES[mode] or len(x)})")
-    a.set(title="Linear regression: full-data MSE above the least-squares optimum", xlabel="step",
-          ylabel="MSE - min MSE (log scale)")
+        a.semilogy(
+            np.maximum(losses - best, 1e-7),
+            color=colors[mode],
+            lw=1.2,
+            label=f"{mode} (B={MODES[mode] or len(x)})",
+        )
+    a.set(
+        title="Linear regression: full-data MSE above the least-squares optimum",
+        xlabel="step",
+        ylabel="MSE - min MSE (log scale)",
+    )
     a.legend()
 
     a = ax[0, 1]
@@ -288,11 +319,16 @@ def plot(args, res1, res2) -> str:
     a.plot(train_curve, label="train", color="tab:blue")
     a.plot(val_curve, label="validation (value= for early_stopping)", color="tab:orange")
     if bool(stop.should_stop):
-        a.axvline(int(stop.best_step) - 1, color="tab:green", ls=":", label=f"best val (step {int(stop.best_step)})")
+        a.axvline(
+            int(stop.best_step) - 1, color="tab:green", ls=":", label=f"best val (step {int(stop.best_step)})"
+        )
         a.axvline(int(stop.count) - 1, color="tab:red", ls="--", label=f"stopped (step {int(stop.count)})")
     a.set_yscale("log")
-    a.set(title=f"MLP on diabetes, {args.penalty} {strength:g} + adam + early_stopping",
-          xlabel="step (full batch)", ylabel="MSE, standardized target (log)")
+    a.set(
+        title=f"MLP on diabetes, {args.penalty} {strength:g} + adam + early_stopping",
+        xlabel="step (full batch)",
+        ylabel="MSE, standardized target (log)",
+    )
     a.legend()
 
     a = ax[1, 1]
@@ -305,9 +341,14 @@ def plot(args, res1, res2) -> str:
     a = ax[1, 2]
     a.hist(first_layer, bins=40, color="tab:purple")
     frac = np.mean(np.abs(first_layer) < 1e-2)
-    a.set(title=f"First-layer weights ({args.penalty}): {frac:.0%} with |w| < 0.01", xlabel="weight",
-          ylabel="count")
-    fig.suptitle("regression.py - one sgd transformation, three batchings; then regularized MLP with early stopping")
+    a.set(
+        title=f"First-layer weights ({args.penalty}): {frac:.0%} with |w| < 0.01",
+        xlabel="weight",
+        ylabel="count",
+    )
+    fig.suptitle(
+        "regression.py - one sgd transformation, three batchings; then regularized MLP with early stopping"
+    )
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "regression.png")
     fig.savefig(path, dpi=90)
