@@ -14,6 +14,9 @@ What is timed (wall clock, ``block_until_ready`` on the results, median of ``--r
 * ``sequential``: ``gradchain.lr_finder`` called 16 times with one rate each; the
   one-rate program is compiled once (the rate is a traced argument) and reused for
   the other 15 rates -- the best case for running them one after another.
+* ``stepwise``: the way the finders users know (fastai's, PyTorch's lr-finder) run:
+  16 runs one after another, each a Python loop calling one jitted training step per
+  iteration (compiled once, the rate a traced argument); timed excluding compilation.
 * ``sequential, recompiled``: 16 runs each jitted with its rate baked in as a
   constant (a fresh closure per rate), as a naive loop over rates would do: 16 compiles.
 
@@ -108,6 +111,36 @@ def sequential(loss_fn, params, data, lrs, steps):
     ]
 
 
+_STEPWISE = {}
+
+
+def _stepwise_step(loss_fn):
+    """One jitted training step with the learning rate as a traced argument (cached)."""
+    if loss_fn not in _STEPWISE:
+
+        @jax.jit
+        def step(p, s, d, lr):
+            loss, g = jax.value_and_grad(loss_fn)(p, d)
+            u, s = optimizer(lr).update(g, s, p)
+            return gc.apply_updates(p, u), s, loss
+
+        _STEPWISE[loss_fn] = step
+    return _STEPWISE[loss_fn]
+
+
+def stepwise(loss_fn, params, data, lrs, steps):
+    step = _stepwise_step(loss_fn)
+    out = []
+    for lr in lrs:
+        lr = jnp.float32(lr)
+        p, s, losses = params, optimizer(lr).init(params), []
+        for _ in range(steps):
+            p, s, loss = step(p, s, data, lr)
+            losses.append(loss)
+        out.append(jnp.stack(losses))
+    return out
+
+
 def sequential_recompiled(loss_fn, params, data, lrs, steps):
     out = []
     for lr in lrs:
@@ -133,6 +166,7 @@ ROWS = (
     ("seq, incl. compile", "sequential (16 runs, 1 compile), incl. compile"),
     ("seq, excl. compile", "sequential (16 runs, 1 compile), excl. compile"),
     ("seq16, incl. compile", "sequential (16 runs, 16 compiles), incl. compile"),
+    ("stepwise, excl. compile", "step by step (16 runs, 1 jitted step per iteration), excl. compile"),
 )
 
 
@@ -150,7 +184,10 @@ def bench_problem(name: str, steps: int, repeats: int, recompiled: bool) -> dict
         "seq, incl. compile": lambda: sequential(fresh(loss_fn), params, data, lrs, steps),
         "seq, excl. compile": lambda: sequential(loss_fn, params, data, lrs, steps),
         "seq16, incl. compile": lambda: sequential_recompiled(loss_fn, params, data, lrs, steps),
+        "stepwise, excl. compile": lambda: stepwise(loss_fn, params, data, lrs, steps),
     }
+    c = np.stack([np.asarray(x) for x in stepwise(loss_fn, params, data, lrs, steps)])  # also warms up
+    max_diff = max(max_diff, float(np.nanmax(np.abs(a - c) / np.maximum(np.abs(c), 1e-6))))
     seconds = {}
     for key, label in ROWS:
         if key == "seq16, incl. compile" and not recompiled:
@@ -164,6 +201,8 @@ def bench_problem(name: str, steps: int, repeats: int, recompiled: bool) -> dict
         / med[lab["sweep, excl. compile"]],
         "incl. compile: sequential (1 compile) / sweep": med[lab["seq, incl. compile"]]
         / med[lab["sweep, incl. compile"]],
+        "excl. compile: step by step (fastai/torch-finder style) / sweep": med[lab["stepwise, excl. compile"]]
+        / med[lab["sweep, excl. compile"]],
     }
     if recompiled:
         speedup["incl. compile: sequential (16 compiles) / sweep"] = (
