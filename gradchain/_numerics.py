@@ -60,15 +60,6 @@ def abs_sq(x: jax.Array) -> jax.Array:
     return x * x
 
 
-def safe_norm(x: jax.Array, min_norm, ord=None, axis=None, keepdims=False) -> jax.Array:
-    """``max(norm(x), min_norm)`` whose gradient is finite at ``x = 0``."""
-    norm = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=True)
-    x = jnp.where(norm <= min_norm, jnp.ones_like(x), x)
-    norm = jnp.squeeze(norm, axis=axis) if not keepdims else norm
-    masked = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
-    return jnp.where(norm <= min_norm, jnp.asarray(min_norm, masked.dtype), masked)
-
-
 def bias_correction_power(decay, count: jax.Array, dtype) -> jax.Array:
     """``decay ** count`` in ``dtype``, with the count cast first (strict-promotion safe)."""
     return jnp.power(hp(decay, dtype), count.astype(dtype))
