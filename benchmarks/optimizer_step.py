@@ -1,0 +1,571 @@
+"""Benchmark: one optimizer step, gradchain vs Optax vs torch.optim, against the memory-bandwidth floor.
+
+An optimizer step on a large model is a pure streaming kernel: every parameter, gradient
+and moment is read and written once (or twice) with a handful of flops in between, so the
+step time is bounded below by ``bytes that must move / memory bandwidth``. This script
+measures that bandwidth ceiling and the step time of each contender, in ONE process, on
+four float32 parameter trees:
+
+* ``resnet50``     -- ~25.6M params, 161 leaves (ResNet-50's conv kernels, BN scales/biases, fc);
+* ``gpt2_small``   -- ~124M params, 148 leaves (50257x768 embeddings, 12 attention/MLP blocks);
+* ``many_small``   -- 2,000 leaves x 1,000 params (per-leaf overhead dominates);
+* ``one_leaf_64m`` -- a single 64M-element leaf (pure bandwidth).
+
+Optimizers (``--optimizer``): ``canonical`` = chain(clip_by_global_norm(1.0),
+scale_by_adam(), scale(-1e-3)); ``sgd`` = sgd(1e-2, momentum=0.9); ``adamw`` =
+adamw(1e-3, weight_decay=1e-4).
+
+Contenders:
+
+* ``gradchain``, ``optax``: ONE jitted ``(params, grads, state) -> (new_params, new_state)``
+  with params and state donated (updated in place). Optax runs under
+  ``jax.numpy_dtype_promotion("standard")``. Compile time is split into
+  ``jit(f).trace(...)``, ``.lower()`` and ``.compile()``.
+* ``torch foreach=False`` / ``torch foreach=True`` / ``torch fused=True``: torch.optim on
+  tensors of the same shapes (``torch.set_num_threads`` = the CPU count JAX uses); for the
+  canonical chain ``clip_grad_norm_(params, 1.0, foreach=...)`` then ``Adam.step()``.
+
+What is timed: after 2 warm-up steps, each repeat times every contender once, in an order
+rotated from repeat to repeat (so no contender always runs first, or after the same
+neighbour); a sample is ``n`` consecutive steps (``n`` chosen so a sample lasts >= ~20 ms)
+ended by ``block_until_ready``, divided by ``n``. Reported: median, min and max per step.
+
+The floor counts the float32 bytes that must cross the memory bus per parameter per step:
+canonical chain 32 B (grads read twice: once for the global norm, once for the update;
+params, mu, nu read and written), adamw 28 B (grads read once), sgd with momentum 20 B
+(read g, p, m; write p, m). Ceiling: best of several runs of a jitted ``x * 1.0001 + y``
+over two 256 MB float32 arrays (3 x 256 MB moved).
+
+Writes ``optimizer_step.{json,md,png}`` (``optimizer_step_quick.*`` with ``--quick``) under
+``--out`` (default ``benchmarks/results/cpu``).
+
+    python benchmarks/optimizer_step.py            # full: all trees, all optimizers
+    python benchmarks/optimizer_step.py --quick    # 1/16-size trees, 200 small leaves, 3 repeats,
+                                                   # canonical + sgd only (< 60 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc as pygc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gradchain as gc
+
+# --------------------------------------------------------------------------- trees
+
+
+def resnet50_shapes(div: int = 1) -> dict:
+    """ResNet-50 (torchvision layout, HWIO kernels); ``div`` divides every channel count."""
+    shapes = {}
+
+    def conv_bn(name, k, cin, cout):
+        shapes[f"{name}/kernel"] = (k, k, cin, cout)
+        shapes[f"{name}/bn/scale"] = (cout,)
+        shapes[f"{name}/bn/bias"] = (cout,)
+
+    c = 64 // div
+    conv_bn("stem", 7, 3, c)
+    cin = c
+    for stage, (n_blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        w = width // div
+        for b in range(n_blocks):
+            name = f"stage{stage + 1}/block{b}"
+            conv_bn(f"{name}/conv1", 1, cin, w)
+            conv_bn(f"{name}/conv2", 3, w, w)
+            conv_bn(f"{name}/conv3", 1, w, 4 * w)
+            if b == 0:
+                conv_bn(f"{name}/downsample", 1, cin, 4 * w)
+            cin = 4 * w
+    shapes["fc/kernel"] = (cin, 1000 // div)
+    shapes["fc/bias"] = (1000 // div,)
+    return shapes
+
+
+def gpt2_shapes(d: int = 768, vocab: int = 50257, ctx: int = 1024, layers: int = 12) -> dict:
+    shapes = {"wte": (vocab, d), "wpe": (ctx, d)}
+    for i in range(layers):
+        p = f"h{i}"
+        shapes.update(
+            {
+                f"{p}/ln_1/scale": (d,),
+                f"{p}/ln_1/bias": (d,),
+                f"{p}/attn/c_attn/kernel": (d, 3 * d),
+                f"{p}/attn/c_attn/bias": (3 * d,),
+                f"{p}/attn/c_proj/kernel": (d, d),
+                f"{p}/attn/c_proj/bias": (d,),
+                f"{p}/ln_2/scale": (d,),
+                f"{p}/ln_2/bias": (d,),
+                f"{p}/mlp/c_fc/kernel": (d, 4 * d),
+                f"{p}/mlp/c_fc/bias": (4 * d,),
+                f"{p}/mlp/c_proj/kernel": (4 * d, d),
+                f"{p}/mlp/c_proj/bias": (d,),
+            }
+        )
+    shapes["ln_f/scale"] = (d,)
+    shapes["ln_f/bias"] = (d,)
+    return shapes
+
+
+def tree_shapes(name: str, quick: bool) -> dict:
+    if name == "resnet50":
+        return resnet50_shapes(4 if quick else 1)  # channels / 4 -> ~1/16 of the params
+    if name == "gpt2_small":
+        return gpt2_shapes(192, 50257 // 4, 256) if quick else gpt2_shapes()  # ~1/16
+    if name == "many_small":
+        return {f"leaf{i:04d}": (1000,) for i in range(200 if quick else 2000)}
+    if name == "one_leaf_64m":
+        return {"w": ((4 if quick else 64) * 2**20,)}
+    raise ValueError(name)
+
+
+TREES = {
+    "resnet50": "ResNet-50 conv kernels + BN scales/biases + fc",
+    "gpt2_small": "GPT-2 small: embeddings 50257x768 + 12 attention/MLP blocks + LayerNorms",
+    "many_small": "2,000 leaves x 1,000 params",
+    "one_leaf_64m": "one 64M-element leaf",
+}
+
+# --------------------------------------------------------------------------- optimizers
+
+OPTIMIZERS = {
+    "canonical": "chain(clip_by_global_norm(1.0), scale_by_adam(), scale(-1e-3))",
+    "sgd": "sgd(1e-2, momentum=0.9)",
+    "adamw": "adamw(1e-3, weight_decay=1e-4)",
+}
+BYTES_PER_PARAM = {
+    "canonical": (32, "read g twice (global norm, then update), read p, mu, nu, write p, mu, nu: 8 x 4 B"),
+    "adamw": (28, "read g, p, mu, nu, write p, mu, nu: 7 x 4 B"),
+    "sgd": (20, "read g, p, m, write p, m: 5 x 4 B"),
+}
+
+
+def gc_tx(opt):
+    if opt == "canonical":
+        return gc.chain(gc.clip_by_global_norm(1.0), gc.scale_by_adam(), gc.scale(-1e-3))
+    if opt == "sgd":
+        return gc.sgd(1e-2, momentum=0.9)
+    return gc.adamw(1e-3, weight_decay=1e-4)
+
+
+def optax_tx(opt):
+    import optax
+
+    if opt == "canonical":
+        return optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(), optax.scale(-1e-3))
+    if opt == "sgd":
+        return optax.sgd(1e-2, momentum=0.9)
+    return optax.adamw(1e-3, weight_decay=1e-4)
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+class JaxContender:
+    """One jitted, donated step; compile time split into trace / lower / compile."""
+
+    def __init__(self, lib, opt, params_np, grads_np):
+        import contextlib
+
+        if lib == "optax":
+            import optax
+
+            tx, apply = optax_tx(opt), optax.apply_updates
+            ctx = lambda: jax.numpy_dtype_promotion("standard")
+        else:
+            tx, apply = gc_tx(opt), gc.apply_updates
+            ctx = contextlib.nullcontext
+
+        def step(params, grads, state):
+            updates, state = tx.update(grads, state, params)
+            return apply(params, updates), state
+
+        self.params = {k: jnp.array(v, copy=True) for k, v in params_np.items()}
+        self.grads = {k: jnp.array(v, copy=True) for k, v in grads_np.items()}
+        with ctx():
+            self.state = jax.block_until_ready(jax.jit(tx.init)(self.params))
+            t0 = time.perf_counter()
+            traced = jax.jit(step, donate_argnums=(0, 2)).trace(self.params, self.grads, self.state)
+            t1 = time.perf_counter()
+            lowered = traced.lower()
+            t2 = time.perf_counter()
+            self.compiled = lowered.compile()
+            t3 = time.perf_counter()
+        self.compile_s = {"trace": t1 - t0, "lower": t2 - t1, "compile": t3 - t2, "total": t3 - t0}
+
+    def run(self, n):
+        p, s = self.params, self.state
+        for _ in range(n):
+            p, s = self.compiled(p, self.grads, s)
+        jax.block_until_ready((p, s))
+        self.params, self.state = p, s
+
+
+class TorchContender:
+    def __init__(self, mode, opt, params_np, grads_np):
+        import torch
+
+        self.torch = torch
+        kw = {"fused": True} if mode == "fused" else {"foreach": mode == "foreach"}
+        self.clip_foreach = mode != "loop"
+        self.params = []
+        for k, v in params_np.items():
+            p = torch.from_numpy(v.copy()).requires_grad_()
+            p.grad = torch.from_numpy(grads_np[k].copy())
+            self.params.append(p)
+        self.opt = opt
+        if opt == "canonical":
+            self.optim = torch.optim.Adam(self.params, lr=1e-3, **kw)
+        elif opt == "sgd":
+            self.optim = torch.optim.SGD(self.params, lr=1e-2, momentum=0.9, **kw)
+        else:
+            self.optim = torch.optim.AdamW(self.params, lr=1e-3, weight_decay=1e-4, **kw)
+        self.compile_s = None
+
+    def run(self, n):
+        torch = self.torch
+        with torch.no_grad():
+            for _ in range(n):
+                if self.opt == "canonical":
+                    torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=self.clip_foreach)
+                self.optim.step()
+
+
+CONTENDERS = ("gradchain", "optax", "torch foreach=False", "torch foreach=True", "torch fused=True")
+
+
+def make_contender(name, opt, params_np, grads_np):
+    if name in ("gradchain", "optax"):
+        return JaxContender(name, opt, params_np, grads_np)
+    mode = {"torch foreach=False": "loop", "torch foreach=True": "foreach", "torch fused=True": "fused"}[name]
+    return TorchContender(mode, opt, params_np, grads_np)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def bandwidth_ceiling(runs: int) -> dict:
+    n = 64 * 2**20  # 256 MB of float32
+    x = jnp.ones(n, jnp.float32)
+    y = jnp.full(n, 0.5, jnp.float32)
+    # x is donated, so the output reuses x's buffer: no fresh 256 MB allocation (and its
+    # page faults) per call, as in the donated optimizer steps.
+    f = jax.jit(lambda x, y: x * 1.0001 + y, donate_argnums=0)
+    x = jax.block_until_ready(f(x, y))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        x = jax.block_until_ready(f(x, y))
+        times.append(time.perf_counter() - t0)
+    # The same kernel without donation: every call allocates (and page-faults) a fresh output.
+    g = jax.jit(lambda x, y: x * 1.0001 + y)
+    jax.block_until_ready(g(x, y))
+    fresh = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        jax.block_until_ready(g(x, y))
+        fresh.append(time.perf_counter() - t0)
+    moved = 3 * 4 * n
+    return {
+        "not_donated_gb_per_s_best": moved / min(fresh) / 1e9,
+        "kernel": "jit(x * 1.0001 + y, donate x), two 256 MB float32 arrays, 3 x 256 MB moved",
+        "bytes": moved,
+        "seconds": times,
+        "gb_per_s_best": moved / min(times) / 1e9,
+        "gb_per_s_median": moved / statistics.median(times) / 1e9,
+    }
+
+
+def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
+    shapes = tree_shapes(tree, quick)
+    n_params = int(sum(np.prod(s) for s in shapes.values()))
+    params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
+    grads_np = {k: (1e-4 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
+    live = {}
+    for name in contenders:
+        live[name] = make_contender(name, opt, params_np, grads_np)
+    del params_np, grads_np
+    # Warm-up, then calibrate how many steps one sample needs to last >= ~20 ms.
+    inner = {}
+    for name, c in live.items():
+        c.run(1)
+        t0 = time.perf_counter()
+        c.run(1)
+        dt = time.perf_counter() - t0
+        inner[name] = max(1, min(50, int(0.02 / max(dt, 1e-6))))
+    samples = {name: [] for name in live}
+    names = list(live)
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        if (r // len(names)) % 2:
+            order = order[::-1]
+        for name in order:
+            t0 = time.perf_counter()
+            live[name].run(inner[name])
+            samples[name].append((time.perf_counter() - t0) / inner[name])
+    bpp = BYTES_PER_PARAM[opt][0]
+    floor_bytes = bpp * n_params
+    floor_s = floor_bytes / (ceiling_gbs * 1e9)
+    out = {
+        "tree": tree,
+        "optimizer": opt,
+        "n_params": n_params,
+        "n_leaves": len(shapes),
+        "bytes_per_param": bpp,
+        "floor_bytes": floor_bytes,
+        "floor_s": floor_s,
+        "contenders": {},
+    }
+    for name in names:
+        med = statistics.median(samples[name])
+        out["contenders"][name] = {
+            "median_s": med,
+            "min_s": min(samples[name]),
+            "max_s": max(samples[name]),
+            "steps_per_sample": inner[name],
+            "samples_s": samples[name],
+            "effective_gb_per_s": floor_bytes / med / 1e9,
+            "pct_of_ceiling": 100.0 * floor_s / med,
+            "compile_s": live[name].compile_s,
+        }
+    del live
+    pygc.collect()
+    return out
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def fmt_ms(s):
+    return f"{s * 1e3:.3g}" if s < 0.1 else f"{s * 1e3:.0f}"
+
+
+def table(results, tree):
+    rows = [r for r in results if r["tree"] == tree]
+    if not rows:
+        return []
+    r0 = rows[0]
+    lines = [
+        f"### {tree}: {r0['n_params'] / 1e6:.2f}M params, {r0['n_leaves']} leaves",
+        "",
+        (
+            "| optimizer | contender | median ms | min ms | max ms | floor ms | eff. GB/s | % of ceiling |"
+            " trace s | lower s | compile s |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        for name, c in r["contenders"].items():
+            cs = c["compile_s"]
+            comp = f"{cs['trace']:.2f} | {cs['lower']:.2f} | {cs['compile']:.2f}" if cs else "- | - | -"
+            lines.append(
+                f"| {r['optimizer']} | {name} | {fmt_ms(c['median_s'])} | {fmt_ms(c['min_s'])} | "
+                f"{fmt_ms(c['max_s'])} | {fmt_ms(r['floor_s'])} | {c['effective_gb_per_s']:.1f} | "
+                f"{c['pct_of_ceiling']:.0f}% | {comp} |"
+            )
+    lines.append("")
+    return lines
+
+
+def plot(results, trees, opts, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(opts), len(trees), figsize=(4.2 * len(trees), 3.3 * len(opts)), squeeze=False
+    )
+    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:olive", "tab:green"]
+    for i, opt in enumerate(opts):
+        for j, tree in enumerate(trees):
+            ax = axes[i][j]
+            r = next((r for r in results if r["tree"] == tree and r["optimizer"] == opt), None)
+            if r is None:
+                ax.axis("off")
+                continue
+            names = list(r["contenders"])
+            med = [r["contenders"][n]["median_s"] * 1e3 for n in names]
+            lo = [m - r["contenders"][n]["min_s"] * 1e3 for m, n in zip(med, names)]
+            hi = [r["contenders"][n]["max_s"] * 1e3 - m for m, n in zip(med, names)]
+            ax.bar(range(len(names)), med, yerr=[lo, hi], color=colors[: len(names)], capsize=2)
+            ax.axhline(r["floor_s"] * 1e3, color="red", ls="--", lw=1, label="bandwidth floor")
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels([n.replace("torch ", "torch\n") for n in names], fontsize=7)
+            ax.set_title(f"{tree} / {opt}", fontsize=9)
+            ax.set_ylabel("ms per step", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def versions():
+    import jaxlib
+    import optax
+    import torch
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="1/16-size trees, 200 small leaves, few repeats (< 60 s)"
+    )
+    parser.add_argument("--tree", choices=[*TREES, "all"], default="all")
+    parser.add_argument(
+        "--optimizer",
+        choices=[*OPTIMIZERS, "all"],
+        default=None,
+        help="default: all (quick: canonical and sgd)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per contender (default 20; 10 for gpt2_small; 3 quick)",
+    )
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated subset of: " + ", ".join(CONTENDERS),
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cpu")
+    args = parser.parse_args(argv)
+    t_start = time.perf_counter()
+
+    import torch
+
+    n_threads = os.cpu_count() or 1
+    torch.set_num_threads(n_threads)
+    trees = list(TREES) if args.tree == "all" else [args.tree]
+    if args.optimizer is None:
+        opts = ["canonical", "sgd"] if args.quick else list(OPTIMIZERS)
+    else:
+        opts = list(OPTIMIZERS) if args.optimizer == "all" else [args.optimizer]
+    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    for c in contenders:
+        if c not in CONTENDERS:
+            parser.error(f"unknown contender {c!r}; choose from {CONTENDERS}")
+
+    ceiling = bandwidth_ceiling(5 if args.quick else 10)
+    ceil_gbs = ceiling["gb_per_s_best"]
+    print(
+        f"bandwidth ceiling: {ceil_gbs:.1f} GB/s (best), {ceiling['gb_per_s_median']:.1f} GB/s (median); "
+        f"without donation {ceiling['not_donated_gb_per_s_best']:.1f} GB/s (best)",
+        flush=True,
+    )
+
+    rng = np.random.default_rng(0)
+    results = []
+    for tree in trees:
+        for opt in opts:
+            reps = args.repeats or (3 if args.quick else (10 if tree == "gpt2_small" else 20))
+            t0 = time.perf_counter()
+            r = bench(tree, opt, contenders, reps, args.quick, ceil_gbs, rng)
+            r["repeats"] = reps
+            r["wall_s"] = time.perf_counter() - t0
+            results.append(r)
+            print(f"[{tree} / {opt}: {r['wall_s']:.1f} s]", flush=True)
+        print("\n".join(table(results, tree)), flush=True)
+
+    meta = {
+        "benchmark": "optimizer_step",
+        "quick": args.quick,
+        "command": " ".join(
+            ["python", "benchmarks/optimizer_step.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "optimizers": {o: OPTIMIZERS[o] for o in opts},
+        "bytes_per_param": {
+            o: {"bytes": BYTES_PER_PARAM[o][0], "counted": BYTES_PER_PARAM[o][1]} for o in opts
+        },
+        "trees": {t: TREES[t] + (" (quick: scaled down)" if args.quick else "") for t in trees},
+        "contenders": contenders,
+        "ceiling": ceiling,
+        "devices": [str(d) for d in jax.devices()],
+        "backend": jax.default_backend(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_num_threads": torch.get_num_threads(),
+        "versions": versions(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "load_avg_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "total_wall_s": time.perf_counter() - t_start,
+    }
+    report = {"meta": meta, "results": results}
+
+    v = meta["versions"]
+    lines = [
+        f"# optimizer_step benchmark{' (quick)' if args.quick else ''}",
+        "",
+        (
+            f"{meta['date_utc']}; {meta['devices']} ({meta['processor'] or meta['machine']}, {meta['cpu_count']} CPUs, "
+            f"torch threads {meta['torch_num_threads']}); jax {v['jax']}, jaxlib {v['jaxlib']}, optax {v['optax']}, "
+            f"torch {v['torch']}, numpy {v['numpy']}, python {v['python']}."
+        ),
+        "",
+        f"Bandwidth ceiling: **{ceil_gbs:.1f} GB/s** (best of {len(ceiling['seconds'])}, {ceiling['kernel']}; "
+        f"median {ceiling['gb_per_s_median']:.1f} GB/s; x donated -- without donation, a fresh output "
+        f"buffer per call: {ceiling['not_donated_gb_per_s_best']:.1f} GB/s). Floor = bytes per param x params / ceiling: "
+        + "; ".join(f"{o} {BYTES_PER_PARAM[o][0]} B ({BYTES_PER_PARAM[o][1]})" for o in opts)
+        + ". Effective GB/s = floor bytes / median step time.",
+        "",
+        (
+            f"Median / min / max of {', '.join(sorted({str(r['repeats']) for r in results}))} samples per contender, "
+            "order rotated across repeats, after 2 warm-up steps; JAX steps jitted with params and state donated. "
+            "Compile columns: `jit(step).trace(...)`, `.lower()`, `.compile()` seconds."
+        ),
+        "",
+        f"Reproduce: `{meta['command']}` (total wall time {meta['total_wall_s']:.0f} s).",
+        "",
+    ]
+    for tree in trees:
+        lines += table(results, tree)
+    text = "\n".join(lines)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "optimizer_step_quick" if args.quick else "optimizer_step"
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(text + "\n")
+    plot(
+        results,
+        trees,
+        opts,
+        args.out / f"{stem}.png",
+        f"optimizer step, {meta['processor'] or meta['machine']} x{meta['cpu_count']}, "
+        f"ceiling {ceil_gbs:.1f} GB/s (dashed: floor){' [quick]' if args.quick else ''}",
+    )
+    print(f"total {meta['total_wall_s']:.1f} s; wrote {args.out / stem}.{{json,md,png}}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
