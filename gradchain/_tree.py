@@ -1,4 +1,4 @@
-"""Tree reductions: ``global_norm``."""
+"""Tree helpers: ``global_norm`` (public), and the per-leaf scaling every clip and schedule uses."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from gradchain._numerics import abs_sq, compute_dtype, promote, real_dtype
+from gradchain._numerics import abs_sq, compute_dtype, hp, promote, real_dtype
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -29,5 +30,32 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     if not leaves:
         return jnp.zeros([], jnp.float32)
-    dt = promote(*[real_dtype(compute_dtype(x.dtype)) for x in leaves])
+    dt = stats_dtype(leaves)
     return jnp.sqrt(sum(jnp.sum(abs_sq(x.astype(compute_dtype(x.dtype)))).astype(dt) for x in leaves))
+
+
+def stats_dtype(tree: Any) -> np.dtype:
+    """Dtype of scalar statistics about ``tree`` (norms, running means): float32, or
+    float64 when every leaf is float64; the real dtype for complex leaves."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.dtype(jnp.float32)
+    return promote(*[real_dtype(compute_dtype(jnp.result_type(x))) for x in leaves])
+
+
+def scale_leaf(g: jax.Array, factor) -> jax.Array:
+    """``g * factor`` in ``g``'s compute dtype, cast back to ``g.dtype``."""
+    dt = compute_dtype(g.dtype)
+    return (g.astype(dt) * hp(factor, dt)).astype(g.dtype)
+
+
+def scale_tree(updates: Any, factor) -> Any:
+    """`scale_leaf` over every leaf of ``updates`` with one scalar ``factor``."""
+    return jax.tree.map(lambda g: scale_leaf(g, factor), updates)
+
+
+def clip_factor(norm: jax.Array, bound) -> jax.Array:
+    """``min(1, bound / norm)`` as an array: exactly 1 when ``norm <= bound`` (or NaN,
+    or 0), never NaN itself."""
+    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    return jnp.where(norm > bound, bound / safe, jnp.ones_like(norm))

@@ -18,39 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import compute_dtype, hp, promote, real_dtype, safe_increment, zero_count
-from gradchain._tree import global_norm
+from gradchain._numerics import hp, safe_increment, zero_count
+from gradchain._tree import clip_factor, global_norm, scale_tree, stats_dtype
 from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar
 
 __all__ = ["AutoClipState", "ZClipState", "autoclip", "zclip"]
-
-
-def _stats_dtype(tree: Any) -> np.dtype:
-    """Dtype of scalar statistics about ``tree``: float32, float64 if every leaf is float64.
-
-    The same rule as `gradchain.global_norm`'s result.
-    """
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.dtype(jnp.float32)
-    dts = [real_dtype(compute_dtype(x.dtype if hasattr(x, "dtype") else jnp.result_type(x))) for x in leaves]
-    return promote(*dts)
-
-
-def _scale_leaves(updates: Any, factor: jax.Array) -> Any:
-    """Multiply every leaf by the scalar ``factor`` in its compute dtype, cast back."""
-
-    def f(g):
-        dt = compute_dtype(g.dtype)
-        return (g.astype(dt) * factor.astype(dt)).astype(g.dtype)
-
-    return jax.tree.map(f, updates)
-
-
-def _clip_factor(norm: jax.Array, bound: jax.Array) -> jax.Array:
-    """``min(1, bound / norm)``: exactly 1 when ``norm <= bound`` (or NaN), never NaN itself."""
-    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    return jnp.where(norm > bound, bound / safe, jnp.ones_like(norm))
 
 
 def _check_int(fn: str, name: str, value: Any, lo: int) -> None:
@@ -144,7 +116,7 @@ def autoclip(percentile=10.0, history_size: int = 1000) -> GradientTransformatio
     size = int(history_size)
 
     def init_fn(params):
-        dt = _stats_dtype(params)
+        dt = stats_dtype(params)
         return AutoClipState(
             count=zero_count(),
             position=zero_count(),
@@ -161,14 +133,14 @@ def autoclip(percentile=10.0, history_size: int = 1000) -> GradientTransformatio
         position = jnp.where(finite, (state.position + 1) % size, state.position)
         num_valid = jnp.where(finite, jnp.minimum(state.num_valid + 1, size), state.num_valid)
         bound = _percentile(history, num_valid, percentile)
-        factor = jnp.where(num_valid > 0, _clip_factor(norm, bound), jnp.ones_like(norm))
+        factor = jnp.where(num_valid > 0, clip_factor(norm, bound), jnp.ones_like(norm))
         new_state = AutoClipState(
             count=safe_increment(state.count),
             position=position.astype(jnp.int32),
             num_valid=num_valid.astype(jnp.int32),
             history=history,
         )
-        return _scale_leaves(updates, factor), new_state
+        return scale_tree(updates, factor), new_state
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -252,7 +224,7 @@ def zclip(
         check_positive("zclip", "max_norm", max_norm)
 
     def init_fn(params):
-        dt = _stats_dtype(params)
+        dt = stats_dtype(params)
         return ZClipState(count=zero_count(), mean=jnp.zeros([], dt), var=jnp.zeros([], dt))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -282,7 +254,7 @@ def zclip(
         bound = clipped
         if max_norm is not None:
             bound = jnp.minimum(bound, hp(max_norm, dt))
-        factor = _clip_factor(norm, bound)
+        factor = clip_factor(norm, bound)
 
         new_mean = jnp.where(in_warmup, w_mean, e_mean)
         new_var = jnp.where(in_warmup, w_var, e_var)
@@ -291,6 +263,6 @@ def zclip(
             mean=jnp.where(finite, new_mean, mean).astype(dt),
             var=jnp.where(finite, new_var, var).astype(dt),
         )
-        return _scale_leaves(updates, factor), new_state
+        return scale_tree(updates, factor), new_state
 
     return GradientTransformation(init_fn, update_fn)

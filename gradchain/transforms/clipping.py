@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from gradchain._base import EmptyState, GradientTransformation
 from gradchain._numerics import abs_sq, compute_dtype, hp
-from gradchain._tree import global_norm
+from gradchain._tree import clip_factor, global_norm, scale_leaf
 from gradchain._validate import check_nonnegative, check_positive, check_tree_match, require_params
 
 __all__ = [
@@ -45,18 +45,6 @@ def _stateless(update_fn) -> GradientTransformation:
         return EmptyState()
 
     return GradientTransformation(init_fn, update_fn)
-
-
-def _scale_by_factor(g, factor):
-    """``g * factor`` in ``g``'s compute dtype, cast back to ``g.dtype``."""
-    dt = compute_dtype(g.dtype)
-    return (g.astype(dt) * factor.astype(dt)).astype(g.dtype)
-
-
-def _clip_factor(norm, bound):
-    """``min(1, bound / norm)`` as an array, 1 for a zero norm, with no NaN anywhere."""
-    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    return jnp.where(norm > bound, bound / safe, jnp.ones_like(norm))
 
 
 def clip_by_value(max_delta) -> GradientTransformation:
@@ -131,8 +119,8 @@ def clip_by_global_norm(max_norm) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         norm = global_norm(updates)
-        factor = _clip_factor(norm, hp(max_norm, norm.dtype))
-        new_updates = jax.tree.map(lambda g: _scale_by_factor(g, factor), updates)
+        factor = clip_factor(norm, hp(max_norm, norm.dtype))
+        new_updates = jax.tree.map(lambda g: scale_leaf(g, factor), updates)
         return new_updates, ClipByGlobalNormState(global_norm=norm.astype(jnp.float32))
 
     return GradientTransformation(init_fn, update_fn)
@@ -168,7 +156,7 @@ def clip_by_norm(max_norm) -> GradientTransformation:
 
     def f(g):
         norm = _leaf_norm(g)
-        return _scale_by_factor(g, _clip_factor(norm, hp(max_norm, norm.dtype)))
+        return scale_leaf(g, clip_factor(norm, hp(max_norm, norm.dtype)))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -203,7 +191,7 @@ def clip_by_block_rms(threshold) -> GradientTransformation:
     def f(g):
         dt = compute_dtype(g.dtype)
         rms = jnp.sqrt(jnp.mean(abs_sq(g.astype(dt))))
-        return _scale_by_factor(g, _clip_factor(rms, hp(threshold, rms.dtype)))
+        return scale_leaf(g, clip_factor(rms, hp(threshold, rms.dtype)))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
+from gradchain._numerics import hp, safe_increment, zero_count
+from gradchain._tree import scale_tree, stats_dtype
 from gradchain._validate import check_nonnegative, check_scalar
-from gradchain.transforms.adaptive_clipping import _stats_dtype
 
 __all__ = ["EarlyStoppingState", "ReduceLROnPlateauState", "early_stopping", "reduce_on_plateau"]
 
@@ -35,14 +35,6 @@ def _read_value(fn: str, extra_args: dict, dtype) -> jax.Array:
 
 def _check_count(fn: str, name: str, value: Any, lo: int) -> None:
     check_scalar(fn, name, value, lo=lo, integer=True)
-
-
-def _scale_leaves(updates: Any, factor: jax.Array) -> Any:
-    def f(g):
-        dt = compute_dtype(g.dtype)
-        return (g.astype(dt) * factor.astype(dt)).astype(g.dtype)
-
-    return jax.tree.map(f, updates)
 
 
 # --------------------------------------------------------------------------- early stopping
@@ -112,7 +104,7 @@ def early_stopping(patience, min_delta=0.0, mode: str = "min") -> GradientTransf
     sign = 1.0 if mode == "min" else -1.0
 
     def init_fn(params):
-        dt = _stats_dtype(params)
+        dt = stats_dtype(params)
         return EarlyStoppingState(
             count=zero_count(),
             best_value=jnp.asarray(sign * jnp.inf, dt),
@@ -240,7 +232,7 @@ def reduce_on_plateau(
         return int(x) if isinstance(x, (int, float)) else jnp.asarray(x).astype(jnp.int32)
 
     def init_fn(params):
-        dt = _stats_dtype(params)
+        dt = stats_dtype(params)
         return ReduceLROnPlateauState(
             scale=jnp.ones([], dt),
             best_value=jnp.asarray(jnp.inf, dt),
@@ -287,6 +279,6 @@ def reduce_on_plateau(
         checked = check_plateau(s)
         full = n >= as_int(accumulation_size)
         new_state = jax.tree.map(lambda x, y: jnp.where(full, x, y), checked, s)
-        return _scale_leaves(updates, new_state.scale), new_state
+        return scale_tree(updates, new_state.scale), new_state
 
     return GradientTransformation(init_fn, update_fn)

@@ -14,9 +14,9 @@ import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
-from gradchain._tree import global_norm
+from gradchain._tree import global_norm, stats_dtype
 from gradchain._validate import check_decay, check_nonnegative, check_positive, require_params
-from gradchain.transforms.adaptive_clipping import _check_int, _stats_dtype
+from gradchain.transforms.adaptive_clipping import _check_int
 
 __all__ = ["GradientHealthState", "gradient_health", "health_report"]
 
@@ -111,7 +111,7 @@ def gradient_health(
     _check_int("gradient_health", "warmup_steps", warmup_steps, 0)
 
     def init_fn(params):
-        dt = _stats_dtype(params)
+        dt = stats_dtype(params)
         zero = jnp.zeros([], dt)
         no = jnp.zeros([], jnp.bool_)
         return GradientHealthState(

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from gradchain._base import EmptyState, GradientTransformation, ScalarOrSchedule
-from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
+from gradchain._numerics import compute_dtype, safe_increment, zero_count
+from gradchain._tree import scale_tree
 from gradchain._validate import check_nonnegative, check_scalar
 
 __all__ = ["ScaleByScheduleState", "centralize", "scale", "scale_by_learning_rate", "scale_by_schedule"]
@@ -18,14 +19,6 @@ class ScaleByScheduleState(NamedTuple):
     """State of `scale_by_schedule`."""
 
     count: jax.Array  # int32 scalar: steps taken
-
-
-def _scale_tree(updates, factor):
-    def f(g):
-        dt = compute_dtype(g.dtype)
-        return (g.astype(dt) * hp(factor, dt)).astype(g.dtype)
-
-    return jax.tree.map(f, updates)
 
 
 def scale(step_size) -> GradientTransformation:
@@ -51,7 +44,7 @@ def scale(step_size) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return _scale_tree(updates, step_size), state
+        return scale_tree(updates, step_size), state
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -88,12 +81,14 @@ def scale_by_schedule(step_size_fn) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         step_size = jnp.asarray(step_size_fn(state.count))
-        return _scale_tree(updates, step_size), ScaleByScheduleState(count=safe_increment(state.count))
+        return scale_tree(updates, step_size), ScaleByScheduleState(count=safe_increment(state.count))
 
     return GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool = True) -> GradientTransformation:
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+) -> GradientTransformation:
     """Multiply updates by ``-learning_rate`` (or ``+`` with ``flip_sign=False``).
 
     The one place where gradchain's optimizers turn a descent direction into a step::
