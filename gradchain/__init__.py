@@ -18,6 +18,9 @@ from gradchain._masking import masked as masked
 from gradchain._tree import global_norm as global_norm
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
+from gradchain.flat import FlatLayout as FlatLayout
+from gradchain.flat import ravel_by_dtype as ravel_by_dtype
+from gradchain.flat import unraveled as unraveled
 from gradchain.lr_finder import LRFinderResult as LRFinderResult
 from gradchain.lr_finder import lr_finder as lr_finder
 from gradchain.optimizers import adabelief as adabelief
@@ -127,6 +130,7 @@ __all__ = [
     "EmaState",
     "EmptyState",
     "FactoredState",
+    "FlatLayout",
     "GradientHealthState",
     "GradientTransformation",
     "InjectHyperparamsState",
@@ -197,6 +201,7 @@ __all__ = [
     "piecewise_constant_schedule",
     "polynomial_schedule",
     "radam",
+    "ravel_by_dtype",
     "reduce_on_plateau",
     "rmsprop",
     "scale",
@@ -222,6 +227,7 @@ __all__ = [
     "sgdr_schedule",
     "stateless",
     "trace",
+    "unraveled",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "warmup_inverse_sqrt_schedule",
