@@ -93,6 +93,10 @@ from gradchain.transforms.momentum import EmaState as EmaState
 from gradchain.transforms.momentum import TraceState as TraceState
 from gradchain.transforms.momentum import ema as ema
 from gradchain.transforms.momentum import trace as trace
+from gradchain.transforms.loss_scaling import DynamicLossScaleState as DynamicLossScaleState
+from gradchain.transforms.loss_scaling import dynamic_loss_scaling as dynamic_loss_scaling
+from gradchain.transforms.loss_scaling import loss_scale as loss_scale
+from gradchain.transforms.loss_scaling import scale_loss as scale_loss
 from gradchain.transforms.monitoring import GradientHealthState as GradientHealthState
 from gradchain.transforms.monitoring import gradient_health as gradient_health
 from gradchain.transforms.monitoring import health_report as health_report
@@ -126,6 +130,7 @@ __all__ = [
     "ApplyIfFiniteState",
     "AutoClipState",
     "ClipByGlobalNormState",
+    "DynamicLossScaleState",
     "EarlyStoppingState",
     "EmaState",
     "EmptyState",
@@ -173,6 +178,7 @@ __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
+    "dynamic_loss_scaling",
     "early_stopping",
     "ema",
     "exponential_decay",
@@ -190,6 +196,7 @@ __all__ = [
     "lars",
     "linear_schedule",
     "lion",
+    "loss_scale",
     "losses",
     "lr_finder",
     "masked",
@@ -220,6 +227,7 @@ __all__ = [
     "scale_by_schedule",
     "scale_by_stddev",
     "scale_by_trust_ratio",
+    "scale_loss",
     "schedules",
     "selective_transform",
     "set_to_zero",

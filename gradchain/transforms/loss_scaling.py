@@ -1,0 +1,269 @@
+"""Dynamic loss scaling for float16 training: `dynamic_loss_scaling`, `scale_loss`, `loss_scale`.
+
+float16 has a narrow range (normal numbers from about 6.1e-5 to 65504): in a float16
+backward pass, small gradients flush to zero. Multiplying the loss by a large scale
+``S`` before differentiating shifts every gradient of the backward pass up by ``S``;
+`dynamic_loss_scaling` divides the gradients by ``S`` again before the optimizer sees
+them, skips the steps where the scaled gradients overflowed (halving ``S``), and grows
+``S`` again after a run of finite steps. One training step reads::
+
+    def scaled_loss(params, opt_state, batch):
+        loss = loss_fn(params, batch)                  # float16 compute inside
+        return gradchain.scale_loss(loss, opt_state), loss
+
+    grads, loss = jax.grad(scaled_loss, has_aux=True)(params, opt_state, batch)
+    updates, opt_state = tx.update(grads, opt_state, params)   # tx = dynamic_loss_scaling(...)
+    params = gradchain.apply_updates(params, updates)
+
+The usual recipe keeps float32 master parameters and casts them to float16 inside
+``loss_fn``: the gradients then arrive in float32 and are unscaled exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradchain._base import GradientTransformation
+from gradchain._masking import _check_transformation
+from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
+from gradchain._numerics import cond as _cond
+from gradchain._validate import check_scalar, concrete_scalar
+from gradchain.transforms.monitoring import _unwrap
+
+__all__ = ["DynamicLossScaleState", "dynamic_loss_scaling", "loss_scale", "scale_loss"]
+
+_FN = "dynamic_loss_scaling"
+
+
+class DynamicLossScaleState(NamedTuple):
+    """State of `dynamic_loss_scaling`.
+
+    Field names ``last_finite`` and ``total_notfinite`` mean what they mean in
+    `apply_if_finite`'s state (here every non-finite step is skipped).
+    """
+
+    scale: jax.Array  # float32 scalar: the loss scale S for the next step
+    good_steps: jax.Array  # int32 scalar: finite steps since the scale last changed
+    last_finite: jax.Array  # bool scalar: whether the latest unscaled gradients were all finite
+    total_notfinite: jax.Array  # int32 scalar: skipped (non-finite) steps since init
+    inner_state: Any
+
+
+def _check_finite_scale(name: str, value: Any) -> None:
+    check_scalar(_FN, name, value, lo=0.0, lo_open=True)
+    x = concrete_scalar(value)
+    if x is not None and (math.isinf(x) or x > float(np.finfo(np.float32).max)):
+        raise ValueError(f"{_FN}: `{name}` must be a finite float32 number, got {value!r}.")
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    """A bool scalar: no leaf of ``tree`` holds a NaN or an Inf."""
+    finite = jnp.ones([], jnp.bool_)
+    for x in jax.tree.leaves(tree):
+        finite = finite & jnp.all(jnp.isfinite(x))
+    return finite
+
+
+def dynamic_loss_scaling(
+    inner: GradientTransformation,
+    initial_scale=2.0**15,
+    *,
+    growth_interval=2000,
+    growth_factor=2.0,
+    backoff_factor=0.5,
+    min_scale=1.0,
+    max_scale=2.0**24,
+) -> GradientTransformation:
+    """Unscale the gradients of a scaled loss, skip overflowing steps, adapt the scale.
+
+    The incoming updates are the gradients of ``S * loss`` (see `scale_loss`), where
+    ``S = state.scale``. They are divided by ``S`` (in float32, or float64 for float64
+    leaves) and rounded back to their own dtype; if every element is finite, ``inner``
+    runs on them, otherwise the step is skipped: zero updates, ``inner``'s state kept,
+    and the scale backs off. After ``growth_interval`` finite steps in a row the scale
+    grows. At step ``t``, with ``n`` the count of finite steps since the last change::
+
+        h_t = g_t / S_{t-1}
+        finite_t = all(isfinite(h_t))
+        if finite_t:
+            u_t, s_t = inner(h_t, s_{t-1})
+            n_t = n_{t-1} + 1
+            S_t, n_t = (min(growth_factor * S_{t-1}, max_scale), 0)  if n_t >= growth_interval
+                       else (S_{t-1}, n_t)
+        else:
+            u_t, s_t = 0, s_{t-1}
+            S_t, n_t = max(backoff_factor * S_{t-1}, min_scale), 0
+
+    As in PyTorch's ``GradScaler`` and jmp, the scale grows right after the
+    ``growth_interval``-th finite step (Flax's ``DynamicScale`` grows one step later);
+    a step that overflows even at ``min_scale`` is still skipped (no give-up, unlike
+    `apply_if_finite`: watch ``total_notfinite``). ``inner`` sees the unscaled
+    gradients in the incoming dtype, so its updates and state keep the parameters'
+    dtypes; with float16 *parameters* the unscaled gradients are rounded to float16
+    once (values below float16's smallest subnormal, about 6e-8, become 0 there), so
+    prefer float32 master parameters cast to float16 inside the loss, whose gradients
+    arrive in float32.
+
+    Args:
+        inner: The optimizer (or any transformation) to run on the unscaled gradients.
+        initial_scale: The first loss scale, in ``[min_scale, max_scale]``.
+        growth_interval: An integer ``>= 1``: finite steps in a row before the scale grows.
+        growth_factor: A number ``>= 1`` multiplying the scale when it grows.
+        backoff_factor: A number in ``(0, 1]`` multiplying the scale after an overflow.
+        min_scale: The smallest scale, a finite number ``> 0``.
+        max_scale: The largest scale, a finite float32 number ``>= min_scale``.
+
+    Returns:
+        A `GradientTransformation` with state `DynamicLossScaleState(scale, good_steps,
+        last_finite, total_notfinite, inner_state)`; read the scale with `loss_scale`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, gradchain
+        >>> tx = gradchain.dynamic_loss_scaling(gradchain.sgd(0.1), 1024.0)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = tx.init(params)
+        >>> grads = jax.grad(lambda p: gradchain.scale_loss(jnp.sum(p**2), state))(params)
+        >>> grads  # gradients of the scaled loss
+        Array([ 2048., -4096.], dtype=float32)
+        >>> updates, state = tx.update(grads, state, params)
+        >>> updates
+        Array([-0.2,  0.4], dtype=float32)
+        >>> updates, state = tx.update(grads * jnp.inf, state, params)  # overflow: skipped
+        >>> updates, gradchain.loss_scale(state), int(state.total_notfinite)
+        (Array([0., 0.], dtype=float32), Array(512., dtype=float32), 1)
+
+    References:
+        Micikevicius et al., "Mixed Precision Training", ICLR 2018.
+    """
+    _check_transformation(_FN, "inner", inner)
+    for name, value in (("initial_scale", initial_scale), ("min_scale", min_scale), ("max_scale", max_scale)):
+        _check_finite_scale(name, value)
+    check_scalar(_FN, "growth_interval", growth_interval, lo=1, integer=True)
+    check_scalar(_FN, "growth_factor", growth_factor, lo=1.0)
+    _check_finite_scale("growth_factor", growth_factor)
+    check_scalar(_FN, "backoff_factor", backoff_factor, lo=0.0, hi=1.0, lo_open=True)
+    lo, init, hi = (concrete_scalar(v) for v in (min_scale, initial_scale, max_scale))
+    if lo is not None and hi is not None and hi < lo:
+        raise ValueError(f"{_FN}: `max_scale` must be >= `min_scale` ({min_scale!r}), got {max_scale!r}.")
+    if init is not None and ((lo is not None and init < lo) or (hi is not None and init > hi)):
+        raise ValueError(
+            f"{_FN}: `initial_scale` must be in [`min_scale`, `max_scale`] = "
+            f"[{min_scale!r}, {max_scale!r}], got {initial_scale!r}."
+        )
+    f32 = jnp.float32
+    interval = (
+        growth_interval
+        if isinstance(growth_interval, int)
+        else jnp.asarray(growth_interval).astype(jnp.int32)
+    )
+
+    def init_fn(params):
+        return DynamicLossScaleState(
+            scale=jnp.asarray(initial_scale).astype(f32),
+            good_steps=zero_count(),
+            last_finite=jnp.ones([], jnp.bool_),
+            total_notfinite=zero_count(),
+            inner_state=inner.init(params),
+        )
+
+    def unscale(g, scale):
+        dt = compute_dtype(g.dtype)
+        return (g.astype(dt) / scale.astype(dt)).astype(g.dtype)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        scale = jnp.asarray(state.scale)
+        updates = jax.tree.map(lambda g: unscale(g, scale), updates)
+        finite = _all_finite(updates)
+
+        def apply(inner_state):
+            return inner.update(updates, inner_state, params, **extra_args)
+
+        def skip(inner_state):
+            return jax.tree.map(jnp.zeros_like, updates), inner_state
+
+        updates, inner_state = _cond(finite, apply, skip, state.inner_state)
+        good = jnp.where(finite, safe_increment(state.good_steps), zero_count())
+        grow = good >= interval
+        grown = jnp.minimum(scale * hp(growth_factor, f32), hp(max_scale, f32))
+        backed_off = jnp.maximum(scale * hp(backoff_factor, f32), hp(min_scale, f32))
+        new_scale = jnp.where(finite, jnp.where(grow, grown, scale), backed_off)
+        return updates, DynamicLossScaleState(
+            scale=new_scale.astype(f32),
+            good_steps=jnp.where(grow, zero_count(), good),
+            last_finite=finite,
+            total_notfinite=jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite)),
+            inner_state=inner_state,
+        )
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _find_state(fn: str, state: Any) -> DynamicLossScaleState:
+    is_dls = lambda x: isinstance(x, DynamicLossScaleState)
+    found = [s for s in jax.tree.leaves(state, is_leaf=is_dls) if is_dls(s)]
+    if len(found) != 1:
+        what = "no DynamicLossScaleState" if not found else f"{len(found)} DynamicLossScaleStates"
+        raise ValueError(
+            f"{fn}: `state` must hold exactly one DynamicLossScaleState, got {what} in a "
+            f"{type(state).__name__}; pass the state of an optimizer built with "
+            "`gradchain.dynamic_loss_scaling(...)`"
+            + ("." if not found else ", or the one DynamicLossScaleState you mean.")
+        )
+    return found[0]
+
+
+def loss_scale(state: Any) -> jax.Array:
+    """The current loss scale ``S`` held in an optimizer state.
+
+    Args:
+        state: A `DynamicLossScaleState`, or any state containing exactly one (a
+            `chain`/`named_chain` state, or a ``flax.nnx.Optimizer``'s ``opt_state``).
+
+    Returns:
+        A float32 scalar array.
+
+    Raises:
+        ValueError: If ``state`` holds no `DynamicLossScaleState`, or several.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.chain(gradchain.dynamic_loss_scaling(gradchain.sgd(0.1), 256.0))
+        >>> gradchain.loss_scale(tx.init(jnp.zeros(2)))
+        Array(256., dtype=float32)
+    """
+    return jnp.asarray(_unwrap(_find_state("loss_scale", state).scale))
+
+
+def scale_loss(loss: Any, state: Any) -> jax.Array:
+    """Multiply ``loss`` by the loss scale held in ``state``: ``S * loss``.
+
+    Differentiate the result and pass the gradients to the `dynamic_loss_scaling`
+    transformation whose state this is; it divides them by the same ``S``. The
+    product is formed in float32 (float64 for a float64 loss) and returned in the
+    loss's dtype; compute the loss in float32 if ``S * loss`` might exceed 65504.
+
+    Args:
+        loss: A scalar (or any array) of a floating dtype.
+        state: A `DynamicLossScaleState`, or any state containing exactly one.
+
+    Returns:
+        ``S * loss`` with the dtype of ``loss``.
+
+    Raises:
+        ValueError: If ``state`` holds no `DynamicLossScaleState`, or several.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> state = gradchain.dynamic_loss_scaling(gradchain.sgd(0.1), 8.0).init(jnp.zeros(2))
+        >>> gradchain.scale_loss(jnp.asarray(0.5, jnp.float16), state)
+        Array(4., dtype=float16)
+    """
+    scale = jnp.asarray(_unwrap(_find_state("scale_loss", state).scale))
+    loss = jnp.asarray(loss)
+    dt = compute_dtype(loss.dtype)
+    return (loss.astype(dt) * scale.astype(dt)).astype(loss.dtype)
