@@ -51,6 +51,8 @@ from gradchain.schedules import sgdr_schedule as sgdr_schedule
 from gradchain.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from gradchain.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
+from gradchain.sharding import shard_state as shard_state
+from gradchain.sharding import state_shardings as state_shardings
 from gradchain.transforms.accumulation import AccumulateGradientsState as AccumulateGradientsState
 from gradchain.transforms.accumulation import accumulate_gradients as accumulate_gradients
 from gradchain.transforms.accumulation import microbatched_value_and_grad as microbatched_value_and_grad
@@ -233,6 +235,8 @@ __all__ = [
     "set_to_zero",
     "sgd",
     "sgdr_schedule",
+    "shard_state",
+    "state_shardings",
     "stateless",
     "trace",
     "unraveled",

@@ -99,7 +99,7 @@ def accumulate_gradients(
             mini_step=zero_count(),
             gradient_step=zero_count(),
             inner_state=inner.init(params),
-            acc_grads=jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), acc_dtype(p)), params),
+            acc_grads=jax.tree.map(lambda p: jnp.zeros_like(p, dtype=acc_dtype(p)), params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

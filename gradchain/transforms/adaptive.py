@@ -101,7 +101,7 @@ def _sq_dtype(param_dtype, nu_dtype=None):
 
 def _sq_zeros(params, value=0.0, nu_dtype=None):
     return jax.tree.map(
-        lambda p: jnp.full(jnp.shape(p), value, _sq_dtype(jnp.result_type(p), nu_dtype)), params
+        lambda p: jnp.full_like(p, value, dtype=_sq_dtype(jnp.result_type(p), nu_dtype)), params
     )
 
 

@@ -81,7 +81,7 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
     _check_adam_args("scale_by_adamax", b1, b2, eps, 0.0)
 
     def init_fn(params):
-        nu = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), real_dtype(jnp.result_type(p))), params)
+        nu = jax.tree.map(lambda p: jnp.zeros_like(p, dtype=real_dtype(jnp.result_type(p))), params)
         return ScaleByAdamState(count=zero_count(), mu=_zeros(params, None), nu=nu)
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -301,7 +301,7 @@ def scale_by_factored_rms(
             shape, rdt = jnp.shape(p), real_dtype(jnp.result_type(p))
             axes = _factored_axes(shape, factored, min_dim_size_to_factor)
             if which == "v":
-                return placeholder(rdt) if axes else jnp.zeros(shape, rdt)
+                return placeholder(rdt) if axes else jnp.zeros_like(p, dtype=rdt)
             if axes is None:
                 return placeholder(rdt)
             r, c = axes

@@ -54,7 +54,7 @@ def _canonical_dtype(fn: str, name: str, dtype: Any):
 
 def _zeros(params: Any, dtype) -> Any:
     return jax.tree.map(
-        lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p) if dtype is None else dtype), params
+        lambda p: jnp.zeros_like(p, dtype=jnp.result_type(p) if dtype is None else dtype), params
     )
 
 
