@@ -102,6 +102,12 @@ from gradchain.transforms.loss_scaling import scale_loss as scale_loss
 from gradchain.transforms.monitoring import GradientHealthState as GradientHealthState
 from gradchain.transforms.monitoring import gradient_health as gradient_health
 from gradchain.transforms.monitoring import health_report as health_report
+from gradchain.transforms.quantized import QuantizedArray as QuantizedArray
+from gradchain.transforms.quantized import ScaleByAdam8bitState as ScaleByAdam8bitState
+from gradchain.transforms.quantized import adam_8bit as adam_8bit
+from gradchain.transforms.quantized import dequantize_blockwise as dequantize_blockwise
+from gradchain.transforms.quantized import quantize_blockwise as quantize_blockwise
+from gradchain.transforms.quantized import scale_by_adam_8bit as scale_by_adam_8bit
 from gradchain.transforms.regularization import AddDecayedWeightsState as AddDecayedWeightsState
 from gradchain.transforms.regularization import AddL1PenaltyState as AddL1PenaltyState
 from gradchain.transforms.regularization import L1ProximalState as L1ProximalState
@@ -146,7 +152,9 @@ __all__ = [
     "MaskedNode",
     "MaskedState",
     "PartitionState",
+    "QuantizedArray",
     "ReduceLROnPlateauState",
+    "ScaleByAdam8bitState",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
     "ScaleByBeliefState",
@@ -162,6 +170,7 @@ __all__ = [
     "adafactor",
     "adagrad",
     "adam",
+    "adam_8bit",
     "adamax",
     "adamw",
     "adaptive_grad_clip",
@@ -180,6 +189,7 @@ __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
+    "dequantize_blockwise",
     "dynamic_loss_scaling",
     "early_stopping",
     "ema",
@@ -209,12 +219,14 @@ __all__ = [
     "partition",
     "piecewise_constant_schedule",
     "polynomial_schedule",
+    "quantize_blockwise",
     "radam",
     "ravel_by_dtype",
     "reduce_on_plateau",
     "rmsprop",
     "scale",
     "scale_by_adam",
+    "scale_by_adam_8bit",
     "scale_by_adamax",
     "scale_by_amsgrad",
     "scale_by_belief",
