@@ -62,12 +62,11 @@ def _np_mhat(m, g, b1, t, nesterov):
 def np_adam(gs, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=False, store_m=_keep, store_v=_keep):
     m, v, out = 0.0 * gs[0], 0.0 * gs[0], []
     for t, g in enumerate(gs, start=1):
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * np.abs(g) ** 2
+        m = store_m(b1 * m + (1 - b1) * g)  # the update reads the moments as stored
+        v = store_v(b2 * v + (1 - b2) * np.abs(g) ** 2)
         mh = _np_mhat(m, g, b1, t, nesterov)
         vh = v / (1 - b2**t)
         out.append(mh / (np.sqrt(vh + eps_root) + eps))
-        m, v = store_m(m), store_v(v)
     return out
 
 

@@ -383,8 +383,10 @@ def scale_by_adam(
         mu_dtype: Storage dtype of ``m`` (e.g. ``jnp.bfloat16``); ``None``: param dtype.
         nu_dtype: Storage dtype of ``v``; ``None``: the param's real dtype (float32
             for float16 params). ``v`` is always computed in at least float32 and
-            rounded once for storage; float16 is refused (it underflows, see the
-            module docstring), bfloat16 keeps float32's range.
+            rounded once for storage; the update reads ``m`` and ``v`` as stored, so
+            reduced-precision state is updated in place (no extra copy in the step).
+            float16 is refused (it underflows, see the module docstring), bfloat16
+            keeps float32's range.
         nesterov: Use the Nesterov (NAdam) first-moment estimate.
 
     Returns:
@@ -421,12 +423,16 @@ def scale_by_adam(
             dt = _dt(g, m, v)
             rdt = real_dtype(dt)
             x = g.astype(dt)
-            m_new = _ema(x, m.astype(dt), b1)
-            v_new = _ema(abs_sq(x), v.astype(rdt), b2)
-            m_hat = _first_moment_hat(x, m_new, b1, corr, nesterov)
-            v_hat = v_new / corr("b2", rdt)
+            # The update reads the moments as stored (rounded once to mu_dtype/nu_dtype):
+            # then the loop that writes the parameters reads the new moments, the old ones
+            # are dead, and XLA updates reduced-precision state in place (reading the
+            # unrounded values would keep the old state alive: one extra state copy).
+            m_new = _ema(x, m.astype(dt), b1).astype(m.dtype)
+            v_new = _ema(abs_sq(x), v.astype(rdt), b2).astype(v.dtype)
+            m_hat = _first_moment_hat(x, m_new.astype(dt), b1, corr, nesterov)
+            v_hat = v_new.astype(rdt) / corr("b2", rdt)
             u = m_hat / (jnp.sqrt(v_hat + hp(eps_root, rdt)) + hp(eps, rdt)).astype(dt)
-            return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+            return u.astype(g.dtype), m_new, v_new
 
         new_updates, mu, nu = _map_unzip(leaf, 3, updates, state.mu, state.nu)
         return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)

@@ -63,9 +63,13 @@ def _check_finite_scale(name: str, value: Any) -> None:
 
 def _all_finite(tree: Any) -> jax.Array:
     """A bool scalar: no leaf of ``tree`` holds a NaN or an Inf."""
+    # max |x| is NaN if any element is NaN (XLA's max propagates NaN) and inf if any is
+    # infinite; unlike all(isfinite(x)), the reduction fuses with its producer and
+    # streams the leaf once without writing a boolean array.
     finite = jnp.ones([], jnp.bool_)
     for x in jax.tree.leaves(tree):
-        finite = finite & jnp.all(jnp.isfinite(x))
+        if jnp.size(x):
+            finite = finite & jnp.isfinite(jnp.max(jnp.abs(x)))
     return finite
 
 
@@ -177,11 +181,14 @@ def dynamic_loss_scaling(
 
     def update_fn(updates, state, params=None, **extra_args):
         scale = jnp.asarray(state.scale)
-        updates = jax.tree.map(lambda g: unscale(g, scale), updates)
-        finite = _all_finite(updates)
+        # The finiteness check reads the unscaled values without storing them; the taken
+        # branch unscales again inside the inner update's own loops (so the unscaled
+        # gradients are never materialized in memory).
+        finite = _all_finite(jax.tree.map(lambda g: unscale(g, scale), updates))
 
         def apply(inner_state):
-            return inner.update(updates, inner_state, params, **extra_args)
+            unscaled = jax.tree.map(lambda g: unscale(g, scale), updates)
+            return inner.update(unscaled, inner_state, params, **extra_args)
 
         def skip(inner_state):
             return jax.tree.map(jnp.zeros_like, updates), inner_state
