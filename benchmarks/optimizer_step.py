@@ -319,16 +319,13 @@ def bandwidth_ceiling(runs: int) -> dict:
     }
 
 
-def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
-    shapes = tree_shapes(tree, quick)
-    n_params = int(sum(np.prod(s) for s in shapes.values()))
-    params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
-    grads_np = {k: (1e-4 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
-    live = {}
-    for name in contenders:
-        live[name] = make_contender(name, opt, params_np, grads_np)
-    del params_np, grads_np
-    # Warm-up, then calibrate how many steps one sample needs to last >= ~20 ms.
+def time_side_by_side(live: dict, repeats: int) -> dict:
+    """Seconds per step of each contender (objects with ``run(n)``), ``repeats`` samples each.
+
+    Two warm-up steps, then a calibration picks ``n`` so that a sample of ``n`` steps lasts
+    >= ~20 ms; each repeat times every contender once, the order rotated by one each
+    repeat (and reversed every other round).
+    """
     inner = {}
     for name, c in live.items():
         c.run(1)
@@ -346,6 +343,20 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
             t0 = time.perf_counter()
             live[name].run(inner[name])
             samples[name].append((time.perf_counter() - t0) / inner[name])
+    return samples
+
+
+def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
+    shapes = tree_shapes(tree, quick)
+    n_params = int(sum(np.prod(s) for s in shapes.values()))
+    params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
+    grads_np = {k: (1e-4 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
+    live = {}
+    for name in contenders:
+        live[name] = make_contender(name, opt, params_np, grads_np)
+    del params_np, grads_np
+    samples = time_side_by_side(live, repeats)
+    names = list(live)
     bpp = BYTES_PER_PARAM[opt][0]
     floor_bytes = bpp * n_params
     floor_s = floor_bytes / (ceiling_gbs * 1e9)

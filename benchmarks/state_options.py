@@ -76,7 +76,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradchain as gc
-from benchmarks.optimizer_step import fmt_ms, tree_shapes, versions
+from benchmarks.optimizer_step import fmt_ms, time_side_by_side, tree_shapes, versions
 from gradchain.transforms.quantized import scale_by_adam_8bit
 
 TREES = {
@@ -301,24 +301,8 @@ def bench(tree, options, repeats, quick, max_alive, mesh, rng):
             live[name] = Option(name, params_np, grads_np, mesh)
             print(f"  [{tree}] built {name} ({time.perf_counter() - t0:.1f} s)", flush=True)
         t_timing = time.perf_counter()
-        # Warm-up, then calibrate how many steps one sample needs to last >= ~20 ms.
-        inner = {}
-        for name, c in live.items():
-            c.run(1)
-            t0 = time.perf_counter()
-            c.run(1)
-            dt = time.perf_counter() - t0
-            inner[name] = max(1, min(50, int(0.02 / max(dt, 1e-6))))
-        samples = {name: [] for name in live}
+        samples = time_side_by_side(live, repeats)
         names = list(live)
-        for r in range(repeats):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            if (r // len(names)) % 2:
-                order = order[::-1]
-            for name in order:
-                t0 = time.perf_counter()
-                live[name].run(inner[name])
-                samples[name].append((time.perf_counter() - t0) / inner[name])
         t_quality = time.perf_counter()
         # Quality: QUALITY_STEPS steps of the same gradient sequence from the same params.
         for c in live.values():

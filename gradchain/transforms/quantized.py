@@ -378,7 +378,8 @@ def scale_by_adam_8bit(
             return m, v, none, none
         n_blocks = -(-int(np.prod(jnp.shape(p), dtype=np.int64)) // block_size)
         zero_codes = [
-            jnp.full(jnp.shape(p), int(np.argmin(np.abs(_MAPS[s]))), jnp.uint8) for s in (True, False)
+            # *_like: the codes take the parameter's sharding, even from an eager init
+            jnp.full_like(p, int(np.argmin(np.abs(_MAPS[s]))), dtype=jnp.uint8) for s in (True, False)
         ]
         return (*zero_codes, jnp.zeros((n_blocks,), jnp.float32), jnp.zeros((n_blocks,), jnp.float32))
 
