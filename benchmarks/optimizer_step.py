@@ -319,8 +319,9 @@ def bandwidth_ceiling(runs: int) -> dict:
     }
 
 
-def time_side_by_side(live: dict, repeats: int) -> dict:
-    """Seconds per step of each contender (objects with ``run(n)``), ``repeats`` samples each.
+def time_side_by_side(live: dict, repeats: int) -> tuple[dict, dict]:
+    """Seconds per step of each contender (objects with ``run(n)``), ``repeats`` samples each,
+    and the steps per sample of each.
 
     Two warm-up steps, then a calibration picks ``n`` so that a sample of ``n`` steps lasts
     >= ~20 ms; each repeat times every contender once, the order rotated by one each
@@ -343,7 +344,7 @@ def time_side_by_side(live: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             live[name].run(inner[name])
             samples[name].append((time.perf_counter() - t0) / inner[name])
-    return samples
+    return samples, inner
 
 
 def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
@@ -355,7 +356,7 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
     for name in contenders:
         live[name] = make_contender(name, opt, params_np, grads_np)
     del params_np, grads_np
-    samples = time_side_by_side(live, repeats)
+    samples, inner = time_side_by_side(live, repeats)
     names = list(live)
     bpp = BYTES_PER_PARAM[opt][0]
     floor_bytes = bpp * n_params

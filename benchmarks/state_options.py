@@ -301,7 +301,7 @@ def bench(tree, options, repeats, quick, max_alive, mesh, rng):
             live[name] = Option(name, params_np, grads_np, mesh)
             print(f"  [{tree}] built {name} ({time.perf_counter() - t0:.1f} s)", flush=True)
         t_timing = time.perf_counter()
-        samples = time_side_by_side(live, repeats)
+        samples, inner = time_side_by_side(live, repeats)
         names = list(live)
         t_quality = time.perf_counter()
         # Quality: QUALITY_STEPS steps of the same gradient sequence from the same params.
