@@ -1,0 +1,48 @@
+"""Smoke tests for the benchmark scripts: each runs end to end on a tiny configuration.
+
+Timings are never asserted (performance targets live in the scripts' reports); these only
+check that a script runs, prints its table and writes its files, so a refactor cannot
+silently break a benchmark that CI otherwise never executes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optax")
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUNS = {
+    "optimizer_step": (
+        ["optimizer_step.py", "--quick", "--tree", "one_leaf_64m", "--optimizer", "canonical", "--repeats", "1"],
+        "optimizer_step_quick.json",
+    ),
+    "state_options": (
+        ["state_options.py", "--quick", "--tree", "resnet50", "--options", "float32,bf16,flat", "--repeats", "1"],
+        "state_options_quick.json",
+    ),
+    "hlo_bytes": (["hlo_bytes.py", "--quick", "--tree", "one_leaf_64m"], "hlo_bytes_canonical_quick.json"),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_benchmark_script_runs(name, tmp_path):
+    args, output = RUNS[name]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:], "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    report = json.loads((tmp_path / output).read_text())
+    assert report, output
+    md = (tmp_path / output).with_suffix(".md").read_text()
+    assert md.count("\n|") >= 3, md  # a Markdown table with at least one row
