@@ -36,8 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gradchain as gc  # noqa: E402
-from optimizer_step import OPTIMIZERS, gc_tx, optax_tx, tree_shapes, versions  # noqa: E402
+from optimizer_step import OPTIMIZERS, gc_tx, optax_tx, tree_shapes, versions
+
+import gradchain as gc
 
 TREES = ("resnet50", "gpt2_small", "many_small", "one_leaf_64m")
 
@@ -126,7 +127,8 @@ def main(argv=None) -> int:
         f"{jax.devices()[0].platform}; jax {v['jax']}, optax {v['optax']}. XLA's cost analysis of the "
         "compiled, donated step; `many_small` uses 200 leaves in both modes (bytes/param do not depend "
         "on the count). Reproduce: `python benchmarks/hlo_bytes.py"
-        + (" --quick" if args.quick else "") + f" --optimizer {args.optimizer}`.",
+        + (" --quick" if args.quick else "")
+        + f" --optimizer {args.optimizer}`.",
         "",
         "| tree | contender | bytes accessed / param | fusions | buffers in / out | compile s |",
         "|---|---|---:|---:|---:|---:|",

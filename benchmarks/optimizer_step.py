@@ -249,7 +249,14 @@ class TorchContender:
                 self.optim.step()
 
 
-CONTENDERS = ("gradchain", "gradchain flat", "optax", "torch foreach=False", "torch foreach=True", "torch fused=True")
+CONTENDERS = (
+    "gradchain",
+    "gradchain flat",
+    "optax",
+    "torch foreach=False",
+    "torch foreach=True",
+    "torch fused=True",
+)
 
 
 def make_contender(name, opt, params_np, grads_np):

@@ -281,7 +281,9 @@ def main(argv=None) -> int:
     params = nnx.state(model, nnx.Param)
     nbytes = lambda tree: sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
     state_bytes, param_bytes = nbytes(jax.eval_shape(tx.init, params)), nbytes(params)
-    print(f"optimizer state: {state_bytes:,} bytes ({args.moments} moments) for {param_bytes:,} bytes of parameters")
+    print(
+        f"optimizer state: {state_bytes:,} bytes ({args.moments} moments) for {param_bytes:,} bytes of parameters"
+    )
     make = {
         "optimizer": make_trainer_optimizer_style,
         "functional": make_trainer_functional_style,

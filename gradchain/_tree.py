@@ -59,3 +59,17 @@ def clip_factor(norm: jax.Array, bound) -> jax.Array:
     or 0), never NaN itself."""
     safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
     return jnp.where(norm > bound, bound / safe, jnp.ones_like(norm))
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """A bool scalar: no leaf of ``tree`` holds a NaN or an Inf.
+
+    Reads ``isfinite(max |x|)`` per leaf: the max is NaN if any element is NaN (XLA's max
+    propagates NaN) and inf if any is infinite. Unlike ``all(isfinite(x))``, the reduction
+    fuses with its producer and streams the leaf once without writing a boolean array.
+    """
+    finite = jnp.ones([], jnp.bool_)
+    for x in jax.tree.leaves(tree):
+        if jnp.size(x):
+            finite = finite & jnp.isfinite(jnp.max(jnp.abs(x)))
+    return finite

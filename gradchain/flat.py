@@ -68,7 +68,7 @@ class FlatLayout:
     sizes: dict
 
     @classmethod
-    def from_tree(cls, tree: Any) -> "FlatLayout":
+    def from_tree(cls, tree: Any) -> FlatLayout:
         with_path, treedef = jax.tree.flatten_with_path(tree)
         shapes, dtypes, paths, groups, sizes = [], [], [], {}, {}
         for i, (path, leaf) in enumerate(with_path):
@@ -219,7 +219,9 @@ def unraveled(inner: GradientTransformation, layout: FlatLayout) -> GradientTran
     if not isinstance(inner, GradientTransformation):
         raise TypeError(f"unraveled: `inner` must be a GradientTransformation, got {type(inner).__name__}.")
     if not isinstance(layout, FlatLayout):
-        raise TypeError(f"unraveled: `layout` must be a FlatLayout (from ravel_by_dtype), got {type(layout).__name__}.")
+        raise TypeError(
+            f"unraveled: `layout` must be a FlatLayout (from ravel_by_dtype), got {type(layout).__name__}."
+        )
 
     def init_fn(params):
         return inner.init(layout.unravel(params))

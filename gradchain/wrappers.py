@@ -30,6 +30,7 @@ from gradchain._masking import (
 )
 from gradchain._numerics import compute_dtype, real_dtype, safe_increment, zero_count
 from gradchain._numerics import cond as _cond
+from gradchain._tree import all_finite
 from gradchain._validate import check_dtype, check_scalar
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "selective_transform",
     "set_to_zero",
 ]
-
 
 
 def set_to_zero() -> GradientTransformation:
@@ -417,9 +417,7 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors) -> Gr
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = jnp.ones([], jnp.bool_)
-        for x in jax.tree.leaves(updates):
-            finite = finite & jnp.all(jnp.isfinite(x))
+        finite = all_finite(updates)
         notfinite_count = jnp.where(finite, zero_count(), safe_increment(state.notfinite_count))
         limit = max_consecutive_errors
         if not isinstance(limit, int):

@@ -130,24 +130,43 @@ REFERENCE = [
     ("rss", gc.scale_by_rss, np_rss),
     ("rss_torch", lambda: gc.scale_by_rss(0.0, 1e-10), lambda gs: np_rss(gs, 0.0, 1e-10)),
     ("rms", lambda: gc.scale_by_rms(0.8, initial_scale=0.5), lambda gs: np_rms(gs, 0.8, init=0.5)),
-    ("rms_flags", lambda: gc.scale_by_rms(eps=1e-3, eps_in_sqrt=False, bias_correction=True),
-     lambda gs: np_rms(gs, eps=1e-3, eps_in_sqrt=False, bias_correction=True)),
+    (
+        "rms_flags",
+        lambda: gc.scale_by_rms(eps=1e-3, eps_in_sqrt=False, bias_correction=True),
+        lambda gs: np_rms(gs, eps=1e-3, eps_in_sqrt=False, bias_correction=True),
+    ),
     ("stddev", gc.scale_by_stddev, np_stddev),
-    ("stddev_flags", lambda: gc.scale_by_stddev(0.8, 1e-3, 0.2, eps_in_sqrt=False, bias_correction=True),
-     lambda gs: np_stddev(gs, 0.8, 1e-3, 0.2, eps_in_sqrt=False, bias_correction=True)),
+    (
+        "stddev_flags",
+        lambda: gc.scale_by_stddev(0.8, 1e-3, 0.2, eps_in_sqrt=False, bias_correction=True),
+        lambda gs: np_stddev(gs, 0.8, 1e-3, 0.2, eps_in_sqrt=False, bias_correction=True),
+    ),
     ("adam", gc.scale_by_adam, np_adam),
-    ("adam_eps_root", lambda: gc.scale_by_adam(0.8, 0.99, 1e-3, 1e-4), lambda gs: np_adam(gs, 0.8, 0.99, 1e-3, 1e-4)),
+    (
+        "adam_eps_root",
+        lambda: gc.scale_by_adam(0.8, 0.99, 1e-3, 1e-4),
+        lambda gs: np_adam(gs, 0.8, 0.99, 1e-3, 1e-4),
+    ),
     ("nadam", lambda: gc.scale_by_adam(nesterov=True), lambda gs: np_adam(gs, nesterov=True)),
     ("amsgrad", gc.scale_by_amsgrad, np_amsgrad),
-    ("amsgrad_paper", lambda: gc.scale_by_amsgrad(0.5, 0.9, bias_correction_mu=False, bias_correction_nu=False),
-     lambda gs: np_amsgrad(gs, 0.5, 0.9, bc_mu=False, bc_nu=False)),
+    (
+        "amsgrad_paper",
+        lambda: gc.scale_by_amsgrad(0.5, 0.9, bias_correction_mu=False, bias_correction_nu=False),
+        lambda gs: np_amsgrad(gs, 0.5, 0.9, bc_mu=False, bc_nu=False),
+    ),
     ("adamax", lambda: gc.scale_by_adamax(0.8, 0.7, 1e-3), lambda gs: np_adamax(gs, 0.8, 0.7, 1e-3)),
     ("belief", gc.scale_by_belief, np_belief),
-    ("belief_nesterov", lambda: gc.scale_by_belief(0.8, 0.9, 1e-6, 1e-8, nesterov=True),
-     lambda gs: np_belief(gs, 0.8, 0.9, 1e-6, 1e-8, nesterov=True)),
+    (
+        "belief_nesterov",
+        lambda: gc.scale_by_belief(0.8, 0.9, 1e-6, 1e-8, nesterov=True),
+        lambda gs: np_belief(gs, 0.8, 0.9, 1e-6, 1e-8, nesterov=True),
+    ),
     ("radam", gc.scale_by_radam, np_radam),  # rho_t crosses 5 at step 6: both branches
-    ("radam_nesterov", lambda: gc.scale_by_radam(0.8, 0.95, 1e-4, threshold=4.5, nesterov=True),
-     lambda gs: np_radam(gs, 0.8, 0.95, 1e-4, threshold=4.5, nesterov=True)),
+    (
+        "radam_nesterov",
+        lambda: gc.scale_by_radam(0.8, 0.95, 1e-4, threshold=4.5, nesterov=True),
+        lambda gs: np_radam(gs, 0.8, 0.95, 1e-4, threshold=4.5, nesterov=True),
+    ),
     ("lion", gc.scale_by_lion, np_lion),
 ]
 
@@ -170,24 +189,44 @@ OPTAX = [
     ("rss_torch", lambda: gc.scale_by_rss(0.0, 1e-10), lambda ox: ox.scale_by_rss(0.0, 1e-10)),
     ("rms", gc.scale_by_rms, lambda ox: ox.scale_by_rms()),
     # each flag's two branches: the default and both flags flipped
-    ("rms_both", lambda: gc.scale_by_rms(0.95, eps_in_sqrt=False, bias_correction=True),
-     lambda ox: ox.scale_by_rms(0.95, eps_in_sqrt=False, bias_correction=True)),
+    (
+        "rms_both",
+        lambda: gc.scale_by_rms(0.95, eps_in_sqrt=False, bias_correction=True),
+        lambda ox: ox.scale_by_rms(0.95, eps_in_sqrt=False, bias_correction=True),
+    ),
     ("stddev", gc.scale_by_stddev, lambda ox: ox.scale_by_stddev()),
     # initial_scale > 0: with 0, Optax's first bias-corrected step is NaN (see test below)
-    ("stddev_both", lambda: gc.scale_by_stddev(initial_scale=0.1, eps_in_sqrt=False, bias_correction=True),
-     lambda ox: ox.scale_by_stddev(initial_scale=0.1, eps_in_sqrt=False, bias_correction=True)),
+    (
+        "stddev_both",
+        lambda: gc.scale_by_stddev(initial_scale=0.1, eps_in_sqrt=False, bias_correction=True),
+        lambda ox: ox.scale_by_stddev(initial_scale=0.1, eps_in_sqrt=False, bias_correction=True),
+    ),
     ("adam", gc.scale_by_adam, lambda ox: ox.scale_by_adam()),
-    ("adam_eps_root", lambda: gc.scale_by_adam(0.8, 0.99, 1e-6, 1e-8), lambda ox: ox.scale_by_adam(0.8, 0.99, 1e-6, 1e-8)),
+    (
+        "adam_eps_root",
+        lambda: gc.scale_by_adam(0.8, 0.99, 1e-6, 1e-8),
+        lambda ox: ox.scale_by_adam(0.8, 0.99, 1e-6, 1e-8),
+    ),
     ("nadam", lambda: gc.scale_by_adam(nesterov=True), lambda ox: ox.scale_by_adam(nesterov=True)),
     ("amsgrad", gc.scale_by_amsgrad, lambda ox: ox.scale_by_amsgrad()),
-    ("amsgrad_paper", lambda: gc.scale_by_amsgrad(bias_correction_mu=False, bias_correction_nu=False),
-     lambda ox: ox.scale_by_amsgrad(bias_correction_mu=False, bias_correction_nu=False)),
+    (
+        "amsgrad_paper",
+        lambda: gc.scale_by_amsgrad(bias_correction_mu=False, bias_correction_nu=False),
+        lambda ox: ox.scale_by_amsgrad(bias_correction_mu=False, bias_correction_nu=False),
+    ),
     ("adamax", gc.scale_by_adamax, lambda ox: ox.scale_by_adamax()),
     ("belief", gc.scale_by_belief, lambda ox: ox.scale_by_belief()),
-    ("belief_nesterov", lambda: gc.scale_by_belief(nesterov=True), lambda ox: ox.scale_by_belief(nesterov=True)),
+    (
+        "belief_nesterov",
+        lambda: gc.scale_by_belief(nesterov=True),
+        lambda ox: ox.scale_by_belief(nesterov=True),
+    ),
     ("radam", gc.scale_by_radam, lambda ox: ox.scale_by_radam()),
-    ("radam_nesterov", lambda: gc.scale_by_radam(threshold=4.5, nesterov=True),
-     lambda ox: ox.scale_by_radam(threshold=4.5, nesterov=True)),
+    (
+        "radam_nesterov",
+        lambda: gc.scale_by_radam(threshold=4.5, nesterov=True),
+        lambda ox: ox.scale_by_radam(threshold=4.5, nesterov=True),
+    ),
     ("lion", gc.scale_by_lion, lambda ox: ox.scale_by_lion()),
     ("lion_bf16", lambda: gc.scale_by_lion(mu_dtype=BF16), lambda ox: ox.scale_by_lion(mu_dtype=BF16)),
 ]
@@ -250,20 +289,38 @@ def test_complex_parameters_match_optax(make, make_ox):
     assert worst <= 2e-5, worst
     assert all(x.dtype == jnp.complex64 for x in jax.tree.leaves(u[-1]))
     nu = state.sum_of_squares if hasattr(state, "sum_of_squares") else state.nu
-    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nu)), "second moments of complex params are real"
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nu)), (
+        "second moments of complex params are real"
+    )
 
 
 # ----------------------------------------------------------- reduced-precision state
 BF16_STATE = [
     # (id, gradchain factory, float64 rule with bfloat16 storage, Optax factory or None)
-    ("adam_mu", lambda: gc.scale_by_adam(mu_dtype=BF16), lambda gs: np_adam(gs, store_m=_bf16),
-     lambda ox: ox.scale_by_adam(mu_dtype=BF16)),
-    ("adam_mu_nu", lambda: gc.scale_by_adam(mu_dtype=BF16, nu_dtype=BF16),
-     lambda gs: np_adam(gs, store_m=_bf16, store_v=_bf16), None),
-    ("nadam_nu", lambda: gc.scale_by_adam(nesterov=True, nu_dtype=BF16),
-     lambda gs: np_adam(gs, nesterov=True, store_v=_bf16), None),
-    ("amsgrad_mu", lambda: gc.scale_by_amsgrad(mu_dtype=BF16), lambda gs: np_amsgrad(gs, store_m=_bf16),
-     lambda ox: ox.scale_by_amsgrad(mu_dtype=BF16)),
+    (
+        "adam_mu",
+        lambda: gc.scale_by_adam(mu_dtype=BF16),
+        lambda gs: np_adam(gs, store_m=_bf16),
+        lambda ox: ox.scale_by_adam(mu_dtype=BF16),
+    ),
+    (
+        "adam_mu_nu",
+        lambda: gc.scale_by_adam(mu_dtype=BF16, nu_dtype=BF16),
+        lambda gs: np_adam(gs, store_m=_bf16, store_v=_bf16),
+        None,
+    ),
+    (
+        "nadam_nu",
+        lambda: gc.scale_by_adam(nesterov=True, nu_dtype=BF16),
+        lambda gs: np_adam(gs, nesterov=True, store_v=_bf16),
+        None,
+    ),
+    (
+        "amsgrad_mu",
+        lambda: gc.scale_by_amsgrad(mu_dtype=BF16),
+        lambda gs: np_amsgrad(gs, store_m=_bf16),
+        lambda ox: ox.scale_by_amsgrad(mu_dtype=BF16),
+    ),
 ]
 
 
@@ -283,8 +340,18 @@ def test_bfloat16_nu_keeps_tiny_squares():
     np.testing.assert_allclose(u, 1.0, rtol=2e-2)
 
 
-@pytest.mark.parametrize("make", [gc.scale_by_adam, gc.scale_by_rms, gc.scale_by_rss, gc.scale_by_amsgrad,
-                                  gc.scale_by_belief, gc.scale_by_radam, gc.scale_by_stddev])
+@pytest.mark.parametrize(
+    "make",
+    [
+        gc.scale_by_adam,
+        gc.scale_by_rms,
+        gc.scale_by_rss,
+        gc.scale_by_amsgrad,
+        gc.scale_by_belief,
+        gc.scale_by_radam,
+        gc.scale_by_stddev,
+    ],
+)
 def test_float16_params_keep_second_moments_in_float32(make):
     tx = make()
     g = jnp.full(4, 1e-3, jnp.float16)  # g**2 = 1e-6 and (1 - b2) * g**2 = 1e-9 underflow in float16
@@ -307,7 +374,9 @@ def test_rss_from_zero_accumulator_leaves_zero_gradients_at_zero():
 def test_stddev_first_bias_corrected_step_is_finite_where_optax_is_nan():
     optax = pytest.importorskip("optax")
     g = jnp.asarray(np.random.default_rng(0).standard_normal(1000), jnp.float32)
-    u, _ = gc.scale_by_stddev(bias_correction=True).update(g, gc.scale_by_stddev(bias_correction=True).init(g))
+    u, _ = gc.scale_by_stddev(bias_correction=True).update(
+        g, gc.scale_by_stddev(bias_correction=True).init(g)
+    )
     assert bool(jnp.all(jnp.isfinite(u)))
     assert bool(jnp.all(jnp.abs(u) <= jnp.abs(g) * 1e4 * (1 + 1e-6)))  # at most g / sqrt(eps)
     with jax.numpy_dtype_promotion("standard"):
@@ -363,36 +432,75 @@ def test_rms_state_fields_do_not_depend_on_flags(make, count_field):
 
 # ----------------------------------------------------------- errors
 ERRORS = [
-    (lambda: gc.scale_by_rss(-0.1), ValueError, r"scale_by_rss: `initial_accumulator_value` must be >= 0, got -0.1"),
+    (
+        lambda: gc.scale_by_rss(-0.1),
+        ValueError,
+        r"scale_by_rss: `initial_accumulator_value` must be >= 0, got -0.1",
+    ),
     (lambda: gc.scale_by_rss(eps=-1e-7), ValueError, r"scale_by_rss: `eps` must be >= 0"),
     (lambda: gc.scale_by_rss(None), TypeError, r"scale_by_rss: `initial_accumulator_value` must be a number"),
     (lambda: gc.scale_by_rms(1.0), ValueError, r"scale_by_rms: `decay` must be >= 0 and < 1, got 1.0"),
     (lambda: gc.scale_by_rms(eps=-1.0), ValueError, r"scale_by_rms: `eps` must be >= 0"),
     (lambda: gc.scale_by_rms(initial_scale=-1.0), ValueError, r"scale_by_rms: `initial_scale` must be >= 0"),
     (lambda: gc.scale_by_rms(eps_in_sqrt="yes"), TypeError, r"scale_by_rms: `eps_in_sqrt` must be a bool"),
-    (lambda: gc.scale_by_rms(bias_correction=0), TypeError, r"scale_by_rms: `bias_correction` must be a bool"),
+    (
+        lambda: gc.scale_by_rms(bias_correction=0),
+        TypeError,
+        r"scale_by_rms: `bias_correction` must be a bool",
+    ),
     (lambda: gc.scale_by_stddev(-0.5), ValueError, r"scale_by_stddev: `decay` must be >= 0 and < 1"),
     (lambda: gc.scale_by_stddev(eps=-1.0), ValueError, r"scale_by_stddev: `eps` must be >= 0"),
-    (lambda: gc.scale_by_stddev(initial_scale=-1.0), ValueError, r"scale_by_stddev: `initial_scale` must be >= 0"),
-    (lambda: gc.scale_by_stddev(eps_in_sqrt=None), TypeError, r"scale_by_stddev: `eps_in_sqrt` must be a bool"),
-    (lambda: gc.scale_by_stddev(bias_correction=1), TypeError, r"scale_by_stddev: `bias_correction` must be a bool"),
+    (
+        lambda: gc.scale_by_stddev(initial_scale=-1.0),
+        ValueError,
+        r"scale_by_stddev: `initial_scale` must be >= 0",
+    ),
+    (
+        lambda: gc.scale_by_stddev(eps_in_sqrt=None),
+        TypeError,
+        r"scale_by_stddev: `eps_in_sqrt` must be a bool",
+    ),
+    (
+        lambda: gc.scale_by_stddev(bias_correction=1),
+        TypeError,
+        r"scale_by_stddev: `bias_correction` must be a bool",
+    ),
     (lambda: gc.scale_by_adam(b1=1.0), ValueError, r"scale_by_adam: `b1` must be >= 0 and < 1, got 1.0"),
     (lambda: gc.scale_by_adam(b2=1.2), ValueError, r"scale_by_adam: `b2` must be >= 0 and < 1, got 1.2"),
     (lambda: gc.scale_by_adam(eps=-1e-8), ValueError, r"scale_by_adam: `eps` must be >= 0"),
     (lambda: gc.scale_by_adam(eps_root=-1e-8), ValueError, r"scale_by_adam: `eps_root` must be >= 0"),
     (lambda: gc.scale_by_adam(b1=jnp.ones(2)), ValueError, r"scale_by_adam: `b1` must be a scalar"),
     (lambda: gc.scale_by_adam(nesterov="no"), TypeError, r"scale_by_adam: `nesterov` must be a bool"),
-    (lambda: gc.scale_by_adam(mu_dtype=jnp.int8), TypeError, r"scale_by_adam: `mu_dtype` must be a floating dtype"),
-    (lambda: gc.scale_by_adam(nu_dtype=jnp.int8), TypeError, r"scale_by_adam: `nu_dtype` must be a floating dtype"),
-    (lambda: gc.scale_by_adam(nu_dtype=jnp.float16), ValueError,
-     r"scale_by_adam: `nu_dtype` must be a real dtype with float32's exponent range .* underflow in float16"),
-    (lambda: gc.scale_by_adam(nu_dtype=jnp.complex64), ValueError, r"scale_by_adam: `nu_dtype` must be a real dtype"),
+    (
+        lambda: gc.scale_by_adam(mu_dtype=jnp.int8),
+        TypeError,
+        r"scale_by_adam: `mu_dtype` must be a floating dtype",
+    ),
+    (
+        lambda: gc.scale_by_adam(nu_dtype=jnp.int8),
+        TypeError,
+        r"scale_by_adam: `nu_dtype` must be a floating dtype",
+    ),
+    (
+        lambda: gc.scale_by_adam(nu_dtype=jnp.float16),
+        ValueError,
+        r"scale_by_adam: `nu_dtype` must be a real dtype with float32's exponent range .* underflow in float16",
+    ),
+    (
+        lambda: gc.scale_by_adam(nu_dtype=jnp.complex64),
+        ValueError,
+        r"scale_by_adam: `nu_dtype` must be a real dtype",
+    ),
     (lambda: gc.scale_by_adam(0.9, 0.999, 1e-8, 0.0, jnp.float32), TypeError, r"positional"),
     (lambda: gc.scale_by_amsgrad(b1=-0.1), ValueError, r"scale_by_amsgrad: `b1` must be >= 0 and < 1"),
     (lambda: gc.scale_by_amsgrad(b2=1.0), ValueError, r"scale_by_amsgrad: `b2` must be >= 0 and < 1"),
     (lambda: gc.scale_by_amsgrad(eps=-1.0), ValueError, r"scale_by_amsgrad: `eps` must be >= 0"),
     (lambda: gc.scale_by_amsgrad(eps_root=-1.0), ValueError, r"scale_by_amsgrad: `eps_root` must be >= 0"),
-    (lambda: gc.scale_by_amsgrad(mu_dtype="int32"), TypeError, r"scale_by_amsgrad: `mu_dtype` must be a floating"),
+    (
+        lambda: gc.scale_by_amsgrad(mu_dtype="int32"),
+        TypeError,
+        r"scale_by_amsgrad: `mu_dtype` must be a floating",
+    ),
     (lambda: gc.scale_by_amsgrad(bias_correction_mu=None), TypeError, r"`bias_correction_mu` must be a bool"),
     (lambda: gc.scale_by_amsgrad(bias_correction_nu=1), TypeError, r"`bias_correction_nu` must be a bool"),
     (lambda: gc.scale_by_adamax(b1=1.0), ValueError, r"scale_by_adamax: `b1` must be >= 0 and < 1"),
@@ -407,11 +515,19 @@ ERRORS = [
     (lambda: gc.scale_by_radam(b2=1.0), ValueError, r"scale_by_radam: `b2` must be >= 0 and < 1"),
     (lambda: gc.scale_by_radam(eps=-1.0), ValueError, r"scale_by_radam: `eps` must be >= 0"),
     (lambda: gc.scale_by_radam(eps_root=-1.0), ValueError, r"scale_by_radam: `eps_root` must be >= 0"),
-    (lambda: gc.scale_by_radam(threshold=0.0), ValueError, r"scale_by_radam: `threshold` must be > 0, got 0.0"),
+    (
+        lambda: gc.scale_by_radam(threshold=0.0),
+        ValueError,
+        r"scale_by_radam: `threshold` must be > 0, got 0.0",
+    ),
     (lambda: gc.scale_by_radam(nesterov=None), TypeError, r"scale_by_radam: `nesterov` must be a bool"),
     (lambda: gc.scale_by_lion(b1=1.0), ValueError, r"scale_by_lion: `b1` must be >= 0 and < 1"),
     (lambda: gc.scale_by_lion(b2=float("nan")), ValueError, r"scale_by_lion: `b2` must be a number, got NaN"),
-    (lambda: gc.scale_by_lion(mu_dtype=bool), TypeError, r"scale_by_lion: `mu_dtype` must be a floating dtype"),
+    (
+        lambda: gc.scale_by_lion(mu_dtype=bool),
+        TypeError,
+        r"scale_by_lion: `mu_dtype` must be a floating dtype",
+    ),
 ]
 
 
@@ -421,8 +537,17 @@ def test_errors(make, exc, match):
         make()
 
 
-TREE_CHECKED = [gc.scale_by_rss, gc.scale_by_rms, gc.scale_by_stddev, gc.scale_by_adam, gc.scale_by_amsgrad,
-                gc.scale_by_adamax, gc.scale_by_belief, gc.scale_by_radam, gc.scale_by_lion]
+TREE_CHECKED = [
+    gc.scale_by_rss,
+    gc.scale_by_rms,
+    gc.scale_by_stddev,
+    gc.scale_by_adam,
+    gc.scale_by_amsgrad,
+    gc.scale_by_adamax,
+    gc.scale_by_belief,
+    gc.scale_by_radam,
+    gc.scale_by_lion,
+]
 
 
 @pytest.mark.parametrize("make", TREE_CHECKED, ids=[f.__name__ for f in TREE_CHECKED])

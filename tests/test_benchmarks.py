@@ -22,11 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {
     "optimizer_step": (
-        ["optimizer_step.py", "--quick", "--tree", "one_leaf_64m", "--optimizer", "canonical", "--repeats", "1"],
+        [
+            "optimizer_step.py",
+            "--quick",
+            "--tree",
+            "one_leaf_64m",
+            "--optimizer",
+            "canonical",
+            "--repeats",
+            "1",
+        ],
         "optimizer_step_quick.json",
     ),
     "state_options": (
-        ["state_options.py", "--quick", "--tree", "resnet50", "--options", "float32,bf16,flat", "--repeats", "1"],
+        [
+            "state_options.py",
+            "--quick",
+            "--tree",
+            "resnet50",
+            "--options",
+            "float32,bf16,flat",
+            "--repeats",
+            "1",
+        ],
         "state_options_quick.json",
     ),
     "hlo_bytes": (["hlo_bytes.py", "--quick", "--tree", "one_leaf_64m"], "hlo_bytes_canonical_quick.json"),
@@ -40,7 +58,9 @@ def test_benchmark_script_runs(name, tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     cmd = [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:], "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     report = json.loads((tmp_path / output).read_text())
     assert report, output

@@ -121,7 +121,7 @@ def test_unraveled_runs_per_leaf_transformations_on_the_tree(make):
     params = helpers.random_tree(0)
     grads = helpers.grad_sequence(1, params, N_STEPS)
     flat, layout = gc.ravel_by_dtype(params)
-    u_t, p_t, _ = helpers.run_steps(make(), params, grads, jit=True)
+    _, p_t, _ = helpers.run_steps(make(), params, grads, jit=True)
     tx = gc.chain(gc.clip_by_global_norm(1e9), gc.unraveled(make(), layout))
     _, p_f, _ = helpers.run_steps(tx, flat, [layout.ravel(g) for g in grads], jit=True)
     helpers.assert_trees_close(layout.unravel(p_f[-1]), p_t[-1], rtol=2e-5, atol=1e-7)
@@ -165,7 +165,7 @@ def test_flax_nnx_model_trains_on_flat_buffers_like_nnx_optimizer():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((64, 3)), jnp.float32)
     y = x @ jnp.array([[1.0], [-2.0], [0.5]]) + 0.3
-    mse = lambda model: jnp.mean((model(x) - y) ** 2)  # noqa: E731
+    mse = lambda model: jnp.mean((model(x) - y) ** 2)
     tx = gc.chain(gc.clip_by_global_norm(1.0), gc.scale_by_adam(), gc.scale(-1e-2))
 
     # the tree path: nnx.Optimizer
@@ -185,7 +185,7 @@ def test_flax_nnx_model_trains_on_flat_buffers_like_nnx_optimizer():
 
     @jax.jit
     def flat_step(flat, opt_state):
-        loss_fn = lambda f: mse(nnx.merge(graphdef, layout.unravel(f), rest, copy=True))  # noqa: E731
+        loss_fn = lambda f: mse(nnx.merge(graphdef, layout.unravel(f), rest, copy=True))
         loss, grads = jax.value_and_grad(loss_fn)(flat)
         updates, opt_state = tx.update(grads, opt_state, flat)
         return gc.apply_updates(flat, updates), opt_state, loss
@@ -203,13 +203,19 @@ def test_errors_name_the_function_and_what_was_expected():
     flat, layout = gc.ravel_by_dtype(params)
     with pytest.raises(ValueError, match=r"FlatLayout.ravel: `tree` does not have the layout's structure"):
         layout.ravel({"a": jnp.ones(3)})
-    with pytest.raises(ValueError, match=r"leaf \['b'\] must have shape \(2, 2\) and dtype float32, got shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"leaf \['b'\] must have shape \(2, 2\) and dtype float32, got shape \(4,\)"
+    ):
         layout.ravel({"a": jnp.ones(3), "b": jnp.ones(4)})
     with pytest.raises(ValueError, match=r"dtype float32, got shape \(2, 2\) and dtype bfloat16"):
         layout.ravel({"a": jnp.ones(3), "b": jnp.ones((2, 2), jnp.bfloat16)})
-    with pytest.raises(ValueError, match=r"FlatLayout.unravel: `flat` must be a dict with the keys \['float32'\]"):
+    with pytest.raises(
+        ValueError, match=r"FlatLayout.unravel: `flat` must be a dict with the keys \['float32'\]"
+    ):
         layout.unravel(flat["float32"])
-    with pytest.raises(ValueError, match=r"`flat\['float32'\]` must be a 1-D float32 array of length 7, got shape \(6,\)"):
+    with pytest.raises(
+        ValueError, match=r"`flat\['float32'\]` must be a 1-D float32 array of length 7, got shape \(6,\)"
+    ):
         layout.unravel({"float32": jnp.ones(6)})
     with pytest.raises(TypeError, match=r"unraveled: `inner` must be a GradientTransformation"):
         gc.unraveled(lambda g: g, layout)

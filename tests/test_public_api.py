@@ -19,8 +19,11 @@ def _is_factory(obj) -> bool:
 
 
 def test_every_public_function_declares_what_it_returns():
-    missing = [n for n, f in _public().items() if inspect.isfunction(f) and
-               inspect.signature(f).return_annotation is inspect.Signature.empty]
+    missing = [
+        n
+        for n, f in _public().items()
+        if inspect.isfunction(f) and inspect.signature(f).return_annotation is inspect.Signature.empty
+    ]
     assert not missing, f"public functions without a return annotation: {missing}"
 
 
@@ -34,5 +37,9 @@ NOT_IN_REGISTRY = {
 def test_registry_covers_every_transformation_factory():
     factories = {n for n, f in _public().items() if _is_factory(f)} - set(NOT_IN_REGISTRY)
     covered = {c.name for c in CASES}
-    assert not factories - covered, f"public transformations missing from tests/registry: {sorted(factories - covered)}"
-    assert not covered - factories, f"registry names that are not public factories: {sorted(covered - factories)}"
+    assert not factories - covered, (
+        f"public transformations missing from tests/registry: {sorted(factories - covered)}"
+    )
+    assert not covered - factories, (
+        f"registry names that are not public factories: {sorted(covered - factories)}"
+    )

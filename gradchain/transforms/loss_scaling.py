@@ -32,6 +32,7 @@ from gradchain._base import GradientTransformation
 from gradchain._masking import _check_transformation
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
 from gradchain._numerics import cond as _cond
+from gradchain._tree import all_finite
 from gradchain._validate import check_scalar, concrete_scalar
 from gradchain.transforms.monitoring import _unwrap
 
@@ -59,18 +60,6 @@ def _check_finite_scale(name: str, value: Any) -> None:
     x = concrete_scalar(value)
     if x is not None and (math.isinf(x) or x > float(np.finfo(np.float32).max)):
         raise ValueError(f"{_FN}: `{name}` must be a finite float32 number, got {value!r}.")
-
-
-def _all_finite(tree: Any) -> jax.Array:
-    """A bool scalar: no leaf of ``tree`` holds a NaN or an Inf."""
-    # max |x| is NaN if any element is NaN (XLA's max propagates NaN) and inf if any is
-    # infinite; unlike all(isfinite(x)), the reduction fuses with its producer and
-    # streams the leaf once without writing a boolean array.
-    finite = jnp.ones([], jnp.bool_)
-    for x in jax.tree.leaves(tree):
-        if jnp.size(x):
-            finite = finite & jnp.isfinite(jnp.max(jnp.abs(x)))
-    return finite
 
 
 def dynamic_loss_scaling(
@@ -184,7 +173,7 @@ def dynamic_loss_scaling(
         # The finiteness check reads the unscaled values without storing them; the taken
         # branch unscales again inside the inner update's own loops (so the unscaled
         # gradients are never materialized in memory).
-        finite = _all_finite(jax.tree.map(lambda g: unscale(g, scale), updates))
+        finite = all_finite(jax.tree.map(lambda g: unscale(g, scale), updates))
 
         def apply(inner_state):
             unscaled = jax.tree.map(lambda g: unscale(g, scale), updates)

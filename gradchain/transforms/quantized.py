@@ -379,7 +379,8 @@ def scale_by_adam_8bit(
         n_blocks = -(-int(np.prod(jnp.shape(p), dtype=np.int64)) // block_size)
         zero_codes = [
             # *_like: the codes take the parameter's sharding, even from an eager init
-            jnp.full_like(p, int(np.argmin(np.abs(_MAPS[s]))), dtype=jnp.uint8) for s in (True, False)
+            jnp.full_like(p, int(np.argmin(np.abs(_MAPS[s]))), dtype=jnp.uint8)
+            for s in (True, False)
         ]
         return (*zero_codes, jnp.zeros((n_blocks,), jnp.float32), jnp.zeros((n_blocks,), jnp.float32))
 
