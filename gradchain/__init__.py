@@ -27,6 +27,7 @@ from gradchain.optimizers import adabelief as adabelief
 from gradchain.optimizers import adafactor as adafactor
 from gradchain.optimizers import adagrad as adagrad
 from gradchain.optimizers import adam as adam
+from gradchain.optimizers import adam_8bit as adam_8bit
 from gradchain.optimizers import adamax as adamax
 from gradchain.optimizers import adamw as adamw
 from gradchain.optimizers import amsgrad as amsgrad
@@ -104,7 +105,6 @@ from gradchain.transforms.monitoring import gradient_health as gradient_health
 from gradchain.transforms.monitoring import health_report as health_report
 from gradchain.transforms.quantized import QuantizedArray as QuantizedArray
 from gradchain.transforms.quantized import ScaleByAdam8bitState as ScaleByAdam8bitState
-from gradchain.transforms.quantized import adam_8bit as adam_8bit
 from gradchain.transforms.quantized import dequantize_blockwise as dequantize_blockwise
 from gradchain.transforms.quantized import quantize_blockwise as quantize_blockwise
 from gradchain.transforms.quantized import scale_by_adam_8bit as scale_by_adam_8bit

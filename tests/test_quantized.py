@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 
 import gradchain as gc
+from gradchain.optimizers import adam_8bit
 from gradchain.transforms import quantized as qz
 from gradchain.transforms.quantized import (
     QuantizedArray,
     ScaleByAdam8bitState,
-    adam_8bit,
     dequantize_blockwise,
     quantize_blockwise,
     scale_by_adam_8bit,

@@ -44,18 +44,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._base import GradientTransformation, ScalarOrSchedule
-from gradchain._chain import chain
+from gradchain._base import GradientTransformation
 from gradchain._numerics import abs_sq, compute_dtype, hp, real_dtype, safe_increment, zero_count
 from gradchain._validate import check_tree_match
-from gradchain.optimizers import _lr, _named
 from gradchain.transforms.adaptive import _check_adam_args, _corrections, _ema, _sq_zeros
 from gradchain.transforms.momentum import _check_flag, _dt, _map_unzip, _zeros
 
 __all__ = [
     "QuantizedArray",
     "ScaleByAdam8bitState",
-    "adam_8bit",
     "dequantize_blockwise",
     "quantize_blockwise",
     "scale_by_adam_8bit",
@@ -422,48 +419,3 @@ def scale_by_adam_8bit(
         return new_updates, ScaleByAdam8bitState(count, *moments)
 
     return GradientTransformation(init_fn, update_fn)
-
-
-def adam_8bit(
-    learning_rate: ScalarOrSchedule,
-    b1=0.9,
-    b2=0.999,
-    eps=1e-8,
-    eps_root=0.0,
-    *,
-    block_size: int = 2048,
-    min_8bit_size: int = 4096,
-) -> GradientTransformation:
-    """8-bit Adam: ``chain(scale_by_adam_8bit(...), scale_by_learning_rate(learning_rate))``.
-
-    See `scale_by_adam_8bit` for the update rule: `adam` with both moments stored in
-    8 bits per value (plus 4 bytes per ``block_size`` values) for leaves of at least
-    ``min_8bit_size`` values. Like ``bitsandbytes.optim.Adam8bit`` (block-wise).
-
-    Args:
-        learning_rate: A number ``>= 0``, scalar array/tracer, or schedule.
-        b1: Decay of the first-moment average, in ``[0, 1)``.
-        b2: Decay of the second-moment average, in ``[0, 1)``.
-        eps: Added to the denominator outside the square root, ``>= 0``.
-        eps_root: Added inside the square root, ``>= 0``.
-        block_size: Values per quantization block, a positive int.
-        min_8bit_size: Leaves with fewer values keep unquantized moments, an int ``>= 0``.
-
-    Returns:
-        A `GradientTransformation` (a `chain` of two members).
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> from gradchain.transforms.quantized import adam_8bit
-        >>> tx = adam_8bit(0.1, min_8bit_size=0)
-        >>> tx.update(jnp.array([0.5, -4.0]), tx.init(jnp.zeros(2)))[0]  # first step: -lr * sign(g)
-        Array([-0.1,  0.1], dtype=float32)
-
-    References:
-        Dettmers, Lewis, Shleifer & Zettlemoyer, "8-bit Optimizers via Block-wise
-        Quantization", ICLR 2022.
-    """
-    with _named("adam_8bit"):
-        lr = _lr("adam_8bit", learning_rate)
-        tx = scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size, min_8bit_size=min_8bit_size)
-        return chain(tx, lr)

@@ -1,6 +1,7 @@
 import jax.numpy as jnp
 
-from gradchain.transforms.quantized import adam_8bit, scale_by_adam_8bit
+from gradchain.optimizers import adam_8bit
+from gradchain.transforms.quantized import scale_by_adam_8bit
 from tests.registry import Case
 
 # Traced values are dyadic (exact in float32, and so is 1 - value): a float32 tracer then
