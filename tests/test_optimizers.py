@@ -155,8 +155,12 @@ def test_matches_optax(name, kw):
         assert _max_rel(p, po) <= 2e-5, f"{name} {kw} jit={jit}: params differ by {_max_rel(p, po):.2e}"
 
 
+# Optimizers Optax 0.2.8 does not have, with the test file that checks them instead.
+NOT_IN_OPTAX = {"adam_8bit": "tests/test_quantized.py (float64 transcription, float32 Adam, regression)"}
+
+
 def test_every_optimizer_has_an_optax_config():
-    assert {c[1] for c in CONFIGS} == set(ALL) == set(gc.optimizers.__all__)
+    assert {c[1] for c in CONFIGS} == set(ALL) == set(gc.optimizers.__all__) - set(NOT_IN_OPTAX)
 
 
 def test_radam_default_b2_is_ill_conditioned_in_float32():
