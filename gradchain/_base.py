@@ -17,6 +17,7 @@ it can be carried through ``jax.lax.scan``, ``flax.nnx.Optimizer`` and checkpoin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, Union
 
@@ -115,3 +116,38 @@ def stateless(f: Callable[[Updates, Params | None], Updates]) -> GradientTransfo
         return f(updates, params), state
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _accepts_extra_args(update: Callable) -> bool:
+    try:
+        params = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def as_transformation(fn: str, name: str, tx: Any) -> GradientTransformation:
+    """Accept any ``(init, update)`` pair as a member: gradchain's, Optax's, a user's.
+
+    A pair whose ``update`` takes no ``**extra_args`` (Optax's plain
+    ``GradientTransformation``) is wrapped to drop them, as Optax's own ``chain`` does.
+    Anything else raises a `TypeError` naming the function and the argument.
+    """
+    if isinstance(tx, GradientTransformation):
+        return tx
+    init, update = getattr(tx, "init", None), getattr(tx, "update", None)
+    if not (callable(init) and callable(update)) or isinstance(tx, type):
+        hint = " Did you forget to call a factory, e.g. `gradchain.scale_by_adam()`?" if callable(tx) else ""
+        what = name if name.startswith("argument ") else f"`{name}`"
+        raise TypeError(
+            f"{fn}: {what} must be a GradientTransformation (any object with callable `init` and "
+            f"`update`, e.g. from gradchain or Optax), got {type(tx).__name__} ({tx!r}).{hint}"
+        )
+    if _accepts_extra_args(update):
+        return GradientTransformation(init, update)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        return update(updates, state, params)
+
+    return GradientTransformation(init, update_fn)

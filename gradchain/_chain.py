@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradchain._base import GradientTransformation
+from gradchain._base import GradientTransformation, as_transformation
 
 
-def _check_members(fn: str, transforms) -> None:
-    for i, tx in enumerate(transforms):
-        if not isinstance(tx, GradientTransformation):
-            raise TypeError(
-                f"{fn}: argument {i} must be a GradientTransformation, got {type(tx).__name__} "
-                f"({tx!r}). Did you forget to call a factory, e.g. `gradchain.scale_by_adam()`?"
-            )
+def _members(fn: str, transforms) -> tuple[GradientTransformation, ...]:
+    return tuple(as_transformation(fn, f"argument {i}", tx) for i, tx in enumerate(transforms))
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
@@ -34,7 +29,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         >>> tx.update(jnp.array([3.0, -0.2]), tx.init(jnp.zeros(2)))[0]
         Array([-0.5,  0.1], dtype=float32)
     """
-    _check_members("chain", transforms)
+    transforms = _members("chain", transforms)
 
     def init_fn(params):
         return tuple(tx.init(params) for tx in transforms)
@@ -80,13 +75,12 @@ def named_chain(*transforms: tuple[str, GradientTransformation]) -> GradientTran
     for i, item in enumerate(transforms):
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
             raise TypeError(
-                f"named_chain: argument {i} must be a (name, GradientTransformation) pair, "
-                f"got {item!r}."
+                f"named_chain: argument {i} must be a (name, GradientTransformation) pair, got {item!r}."
             )
         names.append(item[0])
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be distinct, got {names}.")
-    _check_members("named_chain", [tx for _, tx in transforms])
+    transforms = tuple(zip(names, _members("named_chain", [tx for _, tx in transforms])))
 
     def init_fn(params):
         return {name: tx.init(params) for name, tx in transforms}

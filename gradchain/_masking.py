@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from gradchain._base import GradientTransformation
+from gradchain._base import GradientTransformation, as_transformation
 
 
 class MaskedNode(NamedTuple):
@@ -29,15 +29,14 @@ class MaskedState(NamedTuple):
 
 
 def _is_bool(x) -> bool:
-    return isinstance(x, (bool, np.bool_))
+    """A Python or NumPy bool, or a 0-d NumPy bool array (e.g. ``np.array(False)``)."""
+    return isinstance(x, (bool, np.bool_)) or (
+        isinstance(x, np.ndarray) and x.shape == () and x.dtype == np.bool_
+    )
 
 
-def _check_transformation(fn: str, name: str, tx) -> None:
-    if not isinstance(tx, GradientTransformation):
-        raise TypeError(
-            f"{fn}: `{name}` must be a GradientTransformation, got {type(tx).__name__} ({tx!r}). "
-            "Did you forget to call a factory, e.g. `gradchain.scale_by_adam()`?"
-        )
+def _check_transformation(fn: str, name: str, tx) -> GradientTransformation:
+    return as_transformation(fn, name, tx)
 
 
 def _broadcast_prefix(fn: str, name: str, prefix: Any, tree: Any, what: str) -> Any:
@@ -69,7 +68,7 @@ def _resolve_mask(fn: str, mask, params, name: str = "mask") -> Any:
 
 
 def _select(mask, tree):
-    return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask, tree)
+    return jax.tree.map(lambda m, x: x if bool(m) else MaskedNode(), mask, tree)
 
 
 def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> GradientTransformation:
@@ -96,7 +95,7 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
         >>> tx.update(p, tx.init(p))[0]
         {'b': Array([1.], dtype=float32), 'w': Array([0., 0.], dtype=float32)}
     """
-    _check_transformation("masked", "inner", inner)
+    inner = _check_transformation("masked", "inner", inner)
 
     def init_fn(params):
         m = _resolve_mask("masked", mask, params)

@@ -21,6 +21,19 @@ def safe_increment(count: jax.Array) -> jax.Array:
     return jnp.where(count < limit, count + jnp.ones_like(count), limit)
 
 
+def as_leaf(x):
+    """A pytree leaf as an array: Python numbers become floating scalars (float32, or float64
+    under x64), never weakly typed; arrays pass unchanged."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return jnp.asarray(float(x), dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
+    return x
+
+
+def leaf_dtype(x) -> np.dtype:
+    """The dtype of a leaf as `as_leaf` reads it."""
+    return jnp.result_type(as_leaf(x))
+
+
 def compute_dtype(dtype) -> np.dtype:
     """Dtype in which a leaf's optimizer arithmetic runs: at least float32.
 

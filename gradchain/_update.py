@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gradchain._numerics import promote
+from gradchain._numerics import as_leaf, promote
 from gradchain._validate import check_scalar, check_tree_match
 
 
@@ -29,11 +29,19 @@ def apply_updates(params: Any, updates: Any) -> Any:
         >>> gradchain.apply_updates({"w": jnp.ones(2)}, {"w": jnp.array([0.5, -1.0])})
         {'w': Array([1.5, 0. ], dtype=float32)}
     """
-    check_tree_match("apply_updates", updates, params, "`params`")
+    if params is None:
+        return None
+    check_tree_match("apply_updates", updates, params, "`params`", floating=False)
 
     def f(p, u):
-        p = jnp.asarray(p)
-        u = jnp.asarray(u)
+        p = as_leaf(p)
+        u = as_leaf(u)
+        if not jnp.issubdtype(p.dtype, jnp.inexact) and jnp.issubdtype(u.dtype, jnp.inexact):
+            raise TypeError(
+                f"apply_updates: a {u.dtype} update cannot be added to a {p.dtype} parameter without "
+                "rounding it away; integer and boolean leaves are not trainable (leave them out of the "
+                "tree you optimize)."
+            )
         dt = promote(p.dtype, u.dtype)
         return (p.astype(dt) + u.astype(dt)).astype(p.dtype)
 

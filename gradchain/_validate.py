@@ -44,11 +44,13 @@ def check_scalar(
     hi_open: bool = False,
     allow_schedule: bool = False,
     integer: bool = False,
+    allow_inf: bool = False,
 ) -> None:
     """Raise a `ValueError`/`TypeError` if ``value`` is not a number in the given range.
 
     ``lo``/``hi`` are bounds, inclusive unless ``lo_open``/``hi_open``. Schedules
-    (callables) are accepted only with ``allow_schedule``; tracers are not checked.
+    (callables) are accepted only with ``allow_schedule``; ``+-inf`` only with
+    ``allow_inf``; complex values never; tracers are not checked.
     """
     if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
         if allow_schedule:
@@ -56,6 +58,10 @@ def check_scalar(
         raise TypeError(f"{fn}: `{name}` must be a number, got the callable {value!r}.")
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"{fn}: `{name}` must be a number, got {value!r}.")
+    if isinstance(value, complex) or (
+        hasattr(value, "dtype") and np.issubdtype(np.dtype(value.dtype), np.complexfloating)
+    ):
+        raise TypeError(f"{fn}: `{name}` must be a real number, got {value!r}.")
     if isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) != 0:
         raise ValueError(f"{fn}: `{name}` must be a scalar, got an array of shape {np.shape(value)}.")
     x = concrete_scalar(value)
@@ -65,6 +71,8 @@ def check_scalar(
         return
     if math.isnan(x):
         raise ValueError(f"{fn}: `{name}` must be a number, got NaN.")
+    if math.isinf(x) and not allow_inf:
+        raise ValueError(f"{fn}: `{name}` must be finite, got {value!r}.")
     if integer and (math.isinf(x) or x != int(x)):
         raise ValueError(f"{fn}: `{name}` must be an integer, got {value!r}.")
     parts = []
@@ -113,18 +121,99 @@ def check_dtype(fn: str, name: str, dtype: Any) -> None:
         raise TypeError(f"{fn}: `{name}` must be a floating dtype or None, got {dtype!r}.")
 
 
-def check_tree_match(fn: str, updates: Any, reference: Any, reference_name: str = "the state") -> None:
-    """Raise a `ValueError` printing both structures if ``updates`` and ``reference`` differ."""
+def _structure_error(fn: str, updates: Any, reference: Any, reference_name: str) -> ValueError:
+    return ValueError(
+        f"{fn}: the `updates` tree does not match {reference_name}.\n"
+        f"  updates:   {jax.tree.structure(updates)}\n"
+        f"  expected:  {jax.tree.structure(reference)}\n"
+        "The usual cause is a state initialised from a different parameter tree than the "
+        "gradients come from (e.g. frozen or filtered parameters, or params and state swapped)."
+    )
+
+
+def check_floating(fn: str, tree: Any, name: str = "updates") -> None:
+    """Raise a `TypeError` naming the leaf if ``tree`` holds an integer or boolean array.
+
+    Python numbers are accepted (they are read as floating scalars). Integer leaves are
+    not trainable: gradchain refuses them rather than promote them (Optax promotes the
+    state to float32 and then rounds every update away when it applies it).
+    """
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(x, "dtype", None)
+        if isinstance(x, (bool, np.bool_)) or (dtype is not None and not _inexact(dtype)):
+            raise TypeError(
+                f"{fn}: `{name}` must hold floating-point arrays, got dtype "
+                f"{dtype or type(x).__name__} at leaf {jax.tree_util.keystr(path) or '(root)'}. Integer and "
+                "boolean leaves are not trainable: leave them out of the tree you optimize (e.g. "
+                "filter them with `nnx.Param`, or split them off with `gradchain.partition`)."
+            )
+
+
+def _inexact(dtype) -> bool:
+    import jax.numpy as jnp
+
+    return bool(jnp.issubdtype(dtype, jnp.inexact))
+
+
+def check_tree_match(
+    fn: str, updates: Any, reference: Any, reference_name: str = "the state", *, floating: bool = True
+) -> None:
+    """Check ``updates`` against a tree that mirrors it: structure, leaf shapes, dtypes.
+
+    ``reference`` must have ``updates``' structure, except that it may hold ``None`` (no
+    state) in place of a leaf; every leaf it holds must have its update's shape (a shape
+    mismatch would otherwise broadcast silently into the state). With ``floating``, the
+    updates must be floating-point (see `check_floating`). Raises a `ValueError` that
+    prints both structures, or names the leaf and both shapes.
+    """
     s_u = jax.tree.structure(updates)
-    s_r = jax.tree.structure(reference)
-    if s_u != s_r:
+    try:
+        subs = s_u.flatten_up_to(reference)
+    except (ValueError, TypeError):
+        raise _structure_error(fn, updates, reference, reference_name) from None
+    paths = jax.tree_util.tree_leaves_with_path(updates)
+    for (path, u), r in zip(paths, subs):
+        if r is None:
+            continue
+        if jax.tree.structure(r).num_leaves != 1 or jax.tree.structure(r).num_nodes != 1:
+            if jax.tree.leaves(r):
+                raise _structure_error(fn, updates, reference, reference_name)
+            continue
+        kind = np.dtype(getattr(r, "dtype", np.float32)).kind
+        if floating and kind in "ib":  # (unsigned codes, e.g. 8-bit moments, are storage, not parameters)
+            raise TypeError(
+                f"{fn}: {reference_name} holds a {np.dtype(r.dtype)} array at leaf "
+                f"{jax.tree_util.keystr(path) or '(root)'}: it was initialised from integer or boolean "
+                "parameters, which are not trainable. Leave them out of the tree you optimize (e.g. "
+                "filter them with `nnx.Param`, or split them off with `gradchain.partition`)."
+            )
+        if np.shape(u) != np.shape(r):
+            raise ValueError(
+                f"{fn}: the update at leaf {jax.tree_util.keystr(path) or '(root)'} has shape "
+                f"{np.shape(u)}, but {reference_name} holds shape {np.shape(r)} there. Updates must "
+                "have the shapes of the parameters the state was initialised from (gradchain never "
+                "broadcasts an update into the state)."
+            )
+    if floating:
+        check_floating(fn, updates)
+
+
+def schedule_value(fn: str, name: str, value: Any) -> Any:
+    """A schedule's output at one step, checked: a real scalar (else a shape or type error).
+
+    A schedule that returned a ``(2, 3)`` array would otherwise broadcast a ``(3,)``
+    update to ``(2, 3)``; a complex one would silently lose its imaginary part.
+    """
+    import jax.numpy as jnp
+
+    x = jnp.asarray(value)
+    if x.ndim != 0:
         raise ValueError(
-            f"{fn}: the `updates` tree does not match {reference_name}.\n"
-            f"  updates:   {s_u}\n"
-            f"  expected:  {s_r}\n"
-            "The usual cause is a state initialised from a different parameter tree than the "
-            "gradients come from (e.g. frozen or filtered parameters, or params and state swapped)."
+            f"{fn}: the schedule `{name}` must return a scalar, got an array of shape {x.shape}."
         )
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: the schedule `{name}` must return a real number, got dtype {x.dtype}.")
+    return x
 
 
 def require_params(fn: str, params: Any) -> None:

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._base import GradientTransformation
+from gradchain._base import GradientTransformation, as_transformation
 
 __all__ = ["FlatLayout", "ravel_by_dtype", "unraveled"]
 
@@ -216,8 +216,7 @@ def unraveled(inner: GradientTransformation, layout: FlatLayout) -> GradientTran
         >>> tx.update(flat, tx.init(flat))[0]["float32"]
         Array([0.84852815, 1.1313709 , 1.        ], dtype=float32)
     """
-    if not isinstance(inner, GradientTransformation):
-        raise TypeError(f"unraveled: `inner` must be a GradientTransformation, got {type(inner).__name__}.")
+    inner = as_transformation("unraveled", "inner", inner)
     if not isinstance(layout, FlatLayout):
         raise TypeError(
             f"unraveled: `layout` must be a FlatLayout (from ravel_by_dtype), got {type(layout).__name__}."

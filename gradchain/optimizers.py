@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation, ScalarOrSchedule, identity
 from gradchain._chain import chain
-from gradchain._validate import check_nonnegative
+from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar
 from gradchain.transforms.adaptive import (
     scale_by_adam,
     scale_by_amsgrad,
@@ -125,6 +125,8 @@ def sgd(
         Sutskever et al., "On the importance of initialization and momentum in deep
         learning", ICML 2013.
     """
+    if momentum is not None:
+        check_decay("sgd", "momentum", momentum)
     with _named("sgd"):
         lr = _lr("sgd", learning_rate)
         first = identity() if momentum is None else trace(momentum, nesterov, accumulator_dtype)
@@ -211,6 +213,8 @@ def rmsprop(
         Hinton, "Neural Networks for Machine Learning", lecture 6e, 2012.
         Graves, "Generating Sequences With Recurrent Neural Networks", 2013 (centered).
     """
+    if momentum is not None:
+        check_decay("rmsprop", "momentum", momentum)
     with _named("rmsprop"):
         lr = _lr("rmsprop", learning_rate)
         block = scale_by_stddev if centered else scale_by_rms
@@ -685,6 +689,7 @@ def lars(
     References:
         You et al., "Large Batch Training of Convolutional Networks", 2017.
     """
+    check_decay("lars", "momentum", momentum)
     with _named("lars"):
         lr = _lr("lars", learning_rate)
         decay = add_decayed_weights(weight_decay, _mask(weight_decay_mask))
@@ -755,6 +760,12 @@ def adafactor(
         Cost", ICML 2018.
     """
     fn = "adafactor"
+    check_scalar(fn, "decay_offset", decay_offset, lo=0.0, integer=True)
+    check_nonnegative(fn, "eps", eps)
+    if clipping_threshold is not None:
+        check_positive(fn, "clipping_threshold", clipping_threshold)
+    if momentum is not None:
+        check_decay(fn, "momentum", momentum)
     with _named(fn):
         if learning_rate is not None:
             check_nonnegative(fn, "learning_rate", learning_rate, allow_schedule=True)

@@ -31,7 +31,7 @@ transformation: a subtree of the state with the parameters' tree structure (with
 - the parameter's partition spec without one axis if its shape is the parameter's
   shape without that axis (the row/column statistics of `scale_by_factored_rms`),
   when that axis is unambiguous; replicated otherwise;
-- replicated for any other shape (e.g. the ``(0,)`` placeholders of factored leaves).
+- replicated for any other shape.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def _assign(fn: str, state: Any, params: Any, shardings: list, zero_axis) -> Any
         # (with equal axis sizes the shapes alone cannot tell)
         out = []
         for x, ps, sh in zip(treedef.flatten_up_to(tree), p_shapes, shardings):
-            axes = _factored_axes(tuple(ps), True, 1) if _is_leaf(x) and np.shape(x) != (0,) else None
+            axes = _factored_axes(tuple(ps), True, 1) if _is_leaf(x) else None
             out.append(per_param(x, ps, sh, None if axes is None else axes[which]) if _is_leaf(x) else x)
         return treedef.unflatten(out)
 
@@ -315,7 +315,7 @@ def state_shardings(
         Parameter Models", SC 2020.
     """
     fn = "state_shardings"
-    _check_transformation(fn, "tx", tx)
+    tx = _check_transformation(fn, "tx", tx)
     zero_axis = _check_zero_axis(fn, zero_axis)
     shardings = _param_shardings(fn, params, param_shardings)
     shapes = jax.tree.map(lambda p: jax.ShapeDtypeStruct(np.shape(p), jnp.result_type(p)), params)
@@ -390,7 +390,7 @@ def shard_state(
         True
     """
     fn = "shard_state"
-    _check_transformation(fn, "inner", inner)
+    inner = _check_transformation(fn, "inner", inner)
     zero_axis = _check_zero_axis(fn, zero_axis)
     leaves = jax.tree.leaves(param_shardings, is_leaf=_is_sharding)
     if not leaves or not all(_is_sharding(s) for s in leaves):

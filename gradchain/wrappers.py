@@ -28,10 +28,10 @@ from gradchain._masking import (
     _resolve_mask,
     masked,
 )
-from gradchain._numerics import compute_dtype, real_dtype, safe_increment, zero_count
 from gradchain._numerics import cond as _cond
+from gradchain._numerics import safe_increment, zero_count
 from gradchain._tree import all_finite
-from gradchain._validate import check_dtype, check_scalar
+from gradchain._validate import check_dtype, check_floating, check_scalar, schedule_value
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -128,7 +128,7 @@ def selective_transform(optimizer: GradientTransformation, *, freeze_mask: Any) 
         >>> tx.update(g, tx.init(g))[0]
         {'b': Array([-0.1], dtype=float32), 'w': Array([0., 0.], dtype=float32)}
     """
-    _check_transformation("selective_transform", "optimizer", optimizer)
+    optimizer = _check_transformation("selective_transform", "optimizer", optimizer)
 
     def labels(params):
         m = _resolve_mask("selective_transform", freeze_mask, params, "freeze_mask")
@@ -180,8 +180,10 @@ def partition(
             f"partition: `transforms` must be a non-empty mapping from label to "
             f"GradientTransformation, got {transforms!r}."
         )
-    for label, tx in transforms.items():
-        _check_transformation("partition", f"transforms[{label!r}]", tx)
+    transforms = {
+        label: _check_transformation("partition", f"transforms[{label!r}]", tx)
+        for label, tx in transforms.items()
+    }
     if not callable(param_labels):
         _check_labels(param_labels, transforms)
 
@@ -225,20 +227,19 @@ class InjectHyperparamsState(NamedTuple):
     inner_state: Any
 
 
-def _highest_float(tree, override) -> np.dtype:
-    if override is not None:
-        return jnp.dtype(override)
-    dts = [real_dtype(compute_dtype(jnp.result_type(x))) for x in jax.tree.leaves(tree)]
-    dts = [d for d in dts if jnp.issubdtype(d, jnp.floating)]
-    return max(dts, key=lambda d: d.itemsize) if dts else jnp.dtype(jnp.float32)
+def _fixed_dtype(value, override) -> np.dtype:
+    """The dtype a hyperparameter keeps for the transformation's life, decided once.
 
-
-def _as_hyperparam(value, float_dtype, dtype=None) -> jax.Array:
-    """``value`` as an array: ``dtype`` if given, else ``float_dtype`` for floats, else its own."""
+    ``override`` (``hyperparam_dtype``) for floating values if given; else an array's own
+    dtype (a bfloat16 ``b2`` stays bfloat16); else the default float (float32, float64
+    under x64) for Python floats and schedules, int32 for Python ints. Never read from
+    the parameters or the gradients.
+    """
     x = jnp.asarray(value)
-    if dtype is None:
-        dtype = float_dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype
-    return x.astype(dtype)  # also strips the weak type of a Python number
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    if floating and override is not None:
+        return jnp.dtype(override)
+    return jax.dtypes.canonicalize_dtype(x.dtype)
 
 
 def inject_hyperparams(
@@ -270,8 +271,10 @@ def inject_hyperparams(
     Args:
         inner_factory: A function returning a `GradientTransformation`.
         static_args: Name(s) of callable arguments that are not schedules.
-        hyperparam_dtype: Dtype of the floating hyperparameters; default: the widest
-            floating dtype of the parameters, at least float32.
+        hyperparam_dtype: Dtype of the floating hyperparameters. Default: an array
+            argument keeps its own dtype, Python floats and schedules take the default
+            float (float32; float64 under x64). Fixed when the transformation is built:
+            neither the parameters nor the gradients change it.
 
     Returns:
         A function with ``inner_factory``'s signature returning a
@@ -340,26 +343,30 @@ def inject_hyperparams(
             b.arguments.update(hparams)
             return inner_factory(*b.args, **b.kwargs)
 
-        # the dtype of each numeric hyperparameter is fixed here (floats: at init, from the params)
-        fixed = {k: jnp.result_type(v) for k, v in numeric.items()}
-        fixed = {k: None if jnp.issubdtype(d, jnp.floating) else d for k, d in fixed.items()}
+        # the dtype of each hyperparameter is fixed here, once (schedules: from their value at 0)
+        fixed = {k: _fixed_dtype(v, hyperparam_dtype) for k, v in numeric.items()}
+        for k, sched in schedules.items():
+            v0 = schedule_value(fn, k, sched(zero_count()))
+            fixed[k] = _fixed_dtype(
+                v0.astype(jnp.float32) if jnp.issubdtype(v0.dtype, jnp.integer) else v0, hyperparam_dtype
+            )
 
-        def hyperparams_at(count, values, float_dtype):
-            out = {k: _as_hyperparam(v, float_dtype, fixed[k] or float_dtype) for k, v in values.items()}
-            out.update({k: _as_hyperparam(s(count), float_dtype) for k, s in schedules.items()})
+        def hyperparams_at(count, values):
+            out = {k: jnp.asarray(v).astype(fixed[k]) for k, v in values.items()}
+            out.update({k: schedule_value(fn, k, s(count)).astype(fixed[k]) for k, s in schedules.items()})
             return out
 
-        tx0 = build(hyperparams_at(zero_count(), numeric, jnp.float32))  # validates eagerly
+        tx0 = build(hyperparams_at(zero_count(), numeric))  # validates eagerly
         _check_transformation(fn, "inner_factory(...)", tx0)
 
         def init_fn(params):
             count = zero_count()
-            h = hyperparams_at(count, numeric, _highest_float(params, hyperparam_dtype))
+            h = hyperparams_at(count, numeric)
             return InjectHyperparamsState(count=count, hyperparams=h, inner_state=build(h).init(params))
 
         def update_fn(updates, state, params=None, **extra_args):
             values = {k: state.hyperparams[k] for k in numeric}
-            h = hyperparams_at(state.count, values, _highest_float(updates, hyperparam_dtype))
+            h = hyperparams_at(state.count, values)
             updates, inner_state = build(h).update(updates, state.inner_state, params, **extra_args)
             return updates, InjectHyperparamsState(safe_increment(state.count), h, inner_state)
 
@@ -405,7 +412,7 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors) -> Gr
         >>> u, int(state.notfinite_count), bool(state.last_finite)
         (Array([0., 0.], dtype=float32), 1, False)
     """
-    _check_transformation("apply_if_finite", "inner", inner)
+    inner = _check_transformation("apply_if_finite", "inner", inner)
     check_scalar("apply_if_finite", "max_consecutive_errors", max_consecutive_errors, lo=0, integer=True)
 
     def init_fn(params):
@@ -417,6 +424,7 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors) -> Gr
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("apply_if_finite", updates)
         finite = all_finite(updates)
         notfinite_count = jnp.where(finite, zero_count(), safe_increment(state.notfinite_count))
         limit = max_consecutive_errors

@@ -189,8 +189,8 @@ def test_trace_decay_zero_is_identity():
 
 # ----------------------------------------------------------- errors
 ERRORS = [
-    (lambda: gc.trace(1.0), ValueError, r"trace: `decay` must be >= 0 and < 1, got 1.0"),
-    (lambda: gc.trace(-0.1), ValueError, r"trace: `decay` must be >= 0 and < 1"),
+    (lambda: gc.trace(1.5), ValueError, r"trace: `decay` must be >= 0 and <= 1, got 1.5"),
+    (lambda: gc.trace(-0.1), ValueError, r"trace: `decay` must be >= 0 and <= 1"),
     (lambda: gc.trace("0.9"), TypeError, r"trace: `decay` must be a number"),
     (lambda: gc.trace(0.9, nesterov=1), TypeError, r"trace: `nesterov` must be a bool, got 1"),
     (lambda: gc.trace(0.9, accumulator_dtype=jnp.int32), TypeError, r"trace: `accumulator_dtype` must be a floating"),

@@ -99,7 +99,7 @@ def test_factored_statistics_drop_the_reduced_axis():
     sh = state_shardings(tx, PARAMS, SHARDINGS)
     assert sh.v_row["v"].spec == P("model") and sh.v_col["v"].spec == P()
     assert sh.v_row["w"].spec == P() and sh.v_col["w"].spec == P("model")
-    assert sh.v["b"] == SHARDINGS["b"] and sh.v["w"].spec == P()  # (0,) placeholder
+    assert sh.v["b"] == SHARDINGS["b"] and sh.v["w"] is None  # factored: no full second moment
 
 
 def test_zero_axis_splits_the_first_free_divisible_axis():

@@ -202,7 +202,7 @@ def warmup_exponential_decay_schedule(
     check_scalar(fn, "init_value", init_value)
     warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
     steps, begin, staircase = _check_exponential(
-        fn, peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
+        fn, peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value, "peak_value"
     )
     return _join(
         [

@@ -66,7 +66,8 @@ def _steps(fn: str, name: str, value: Any, *, positive: bool = False, integer: b
     x = concrete_scalar(value)
     if x is None:
         return value
-    return int(x) if x == int(x) else x
+    # beyond int32, a Python int would overflow when JAX reads it: keep it as a float
+    return int(x) if x == int(x) and abs(x) <= np.iinfo(np.int32).max else x
 
 
 def _flag(fn: str, name: str, value: Any) -> bool:
@@ -244,8 +245,17 @@ def linear_schedule(init_value, end_value, transition_steps, transition_begin=0)
     return _polynomial(init_value, end_value, 1, transition_steps, transition_begin)
 
 
-def _check_exponential(fn, init_value, transition_steps, decay_rate, transition_begin, staircase, end_value):
-    check_scalar(fn, "init_value", init_value)
+def _check_exponential(
+    fn,
+    init_value,
+    transition_steps,
+    decay_rate,
+    transition_begin,
+    staircase,
+    end_value,
+    init_name="init_value",
+):
+    check_scalar(fn, init_name, init_value)
     transition_steps = _steps(fn, "transition_steps", transition_steps, positive=True)
     check_positive(fn, "decay_rate", decay_rate)
     transition_begin = _steps(fn, "transition_begin", transition_begin)

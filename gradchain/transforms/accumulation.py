@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._base import GradientTransformation
+from gradchain._base import GradientTransformation, as_transformation
 from gradchain._numerics import compute_dtype, cond, safe_increment, zero_count
 from gradchain._validate import check_dtype, check_scalar, check_tree_match
 
@@ -80,8 +80,7 @@ def accumulate_gradients(
         Array([-2.], dtype=float32)
     """
     fn = "accumulate_gradients"
-    if not isinstance(inner, GradientTransformation):
-        raise TypeError(f"{fn}: `inner` must be a GradientTransformation, got {inner!r}.")
+    inner = as_transformation(fn, "inner", inner)
     check_scalar(fn, "every_k", every_k, lo=1, integer=True, allow_schedule=True)
     check_dtype(fn, "accumulator_dtype", accumulator_dtype)
     if not isinstance(use_grad_mean, (bool, np.bool_)):

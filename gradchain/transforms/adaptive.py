@@ -27,8 +27,10 @@ import jax.numpy as jnp
 from gradchain._base import GradientTransformation
 from gradchain._numerics import (
     abs_sq,
+    as_leaf,
     bias_correction_power,
     hp,
+    leaf_dtype,
     real_dtype,
     safe_increment,
     zero_count,
@@ -101,7 +103,7 @@ def _sq_dtype(param_dtype, nu_dtype=None):
 
 def _sq_zeros(params, value=0.0, nu_dtype=None):
     return jax.tree.map(
-        lambda p: jnp.full_like(p, value, dtype=_sq_dtype(jnp.result_type(p), nu_dtype)), params
+        lambda p: jnp.full_like(as_leaf(p), value, dtype=_sq_dtype(leaf_dtype(p), nu_dtype)), params
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from gradchain._base import GradientTransformation
 from gradchain._numerics import hp, safe_increment, zero_count
 from gradchain._tree import clip_factor, global_norm, scale_tree, stats_dtype
-from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar
+from gradchain._validate import check_decay, check_nonnegative, check_positive, check_scalar, check_floating
 
 __all__ = ["AutoClipState", "ZClipState", "autoclip", "zclip"]
 
@@ -125,11 +125,13 @@ def autoclip(percentile=10.0, history_size: int = 1000) -> GradientTransformatio
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("autoclip", updates)
         del params, extra_args
         dt = state.history.dtype
         norm = global_norm(updates).astype(dt)
         finite = jnp.isfinite(norm)
-        history = jnp.where(finite, state.history.at[state.position].set(norm), state.history)
+        old = jnp.asarray(state.history)  # a restored checkpoint may hold NumPy arrays
+        history = jnp.where(finite, old.at[state.position].set(norm), old)
         position = jnp.where(finite, (state.position + 1) % size, state.position)
         num_valid = jnp.where(finite, jnp.minimum(state.num_valid + 1, size), state.num_valid)
         bound = _percentile(history, num_valid, percentile)
@@ -228,6 +230,7 @@ def zclip(
         return ZClipState(count=zero_count(), mean=jnp.zeros([], dt), var=jnp.zeros([], dt))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("zclip", updates)
         del params, extra_args
         dt = state.mean.dtype
         norm = global_norm(updates).astype(dt)

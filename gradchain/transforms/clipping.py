@@ -16,7 +16,13 @@ import jax.numpy as jnp
 from gradchain._base import EmptyState, GradientTransformation
 from gradchain._numerics import abs_sq, compute_dtype, hp
 from gradchain._tree import clip_factor, global_norm, scale_leaf
-from gradchain._validate import check_nonnegative, check_positive, check_tree_match, require_params
+from gradchain._validate import (
+    check_nonnegative,
+    check_positive,
+    check_tree_match,
+    require_params,
+    check_floating,
+)
 
 __all__ = [
     "ClipByGlobalNormState",
@@ -73,6 +79,7 @@ def clip_by_value(max_delta) -> GradientTransformation:
         return jnp.minimum(jnp.maximum(g, -d), d)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("clip_by_value", updates)
         del params, extra_args
         return jax.tree.map(f, updates), state
 
@@ -117,6 +124,7 @@ def clip_by_global_norm(max_norm) -> GradientTransformation:
         return ClipByGlobalNormState(global_norm=jnp.zeros([], jnp.float32))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("clip_by_global_norm", updates)
         del params, extra_args
         norm = global_norm(updates)
         factor = clip_factor(norm, hp(max_norm, norm.dtype))
@@ -159,6 +167,7 @@ def clip_by_norm(max_norm) -> GradientTransformation:
         return scale_leaf(g, clip_factor(norm, hp(max_norm, norm.dtype)))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("clip_by_norm", updates)
         del params, extra_args
         return jax.tree.map(f, updates), state
 
@@ -194,6 +203,7 @@ def clip_by_block_rms(threshold) -> GradientTransformation:
         return scale_leaf(g, clip_factor(rms, hp(threshold, rms.dtype)))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("clip_by_block_rms", updates)
         del params, extra_args
         return jax.tree.map(f, updates), state
 
@@ -284,6 +294,7 @@ def adaptive_grad_clip(
         return (g.astype(dt) * factor.astype(dt)).astype(g.dtype)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("adaptive_grad_clip", updates)
         del extra_args
         require_params("adaptive_grad_clip", params)
         check_tree_match("adaptive_grad_clip", updates, params, "`params`")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from gradchain._base import GradientTransformation
 from gradchain._numerics import hp, safe_increment, zero_count
 from gradchain._tree import scale_tree, stats_dtype
-from gradchain._validate import check_nonnegative, check_scalar
+from gradchain._validate import check_nonnegative, check_scalar, check_floating
 
 __all__ = ["EarlyStoppingState", "ReduceLROnPlateauState", "early_stopping", "reduce_on_plateau"]
 
@@ -27,7 +27,14 @@ def _read_value(fn: str, extra_args: dict, dtype) -> jax.Array:
             f"`tx.update(updates, state, params, value=loss)` (with flax.nnx: "
             f"`optimizer.update(model, grads, value=loss)`); got no `value`."
         )
-    value = jnp.asarray(extra_args["value"])
+    raw = extra_args["value"]
+    if isinstance(raw, (str, bytes, bool)) or not (
+        isinstance(raw, (int, float)) or jnp.issubdtype(jnp.result_type(raw), jnp.number)
+    ):
+        raise TypeError(f"{fn}: `value` must be a real number (the monitored loss), got {raw!r}.")
+    value = jnp.asarray(raw)
+    if jnp.iscomplexobj(value):
+        raise TypeError(f"{fn}: `value` must be a real number (the monitored loss), got {raw!r}.")
     if value.ndim != 0:
         raise ValueError(f"{fn}: `value` must be a scalar, got an array of shape {value.shape}.")
     return value.astype(dtype)
@@ -114,6 +121,7 @@ def early_stopping(patience, min_delta=0.0, mode: str = "min") -> GradientTransf
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("early_stopping", updates)
         del params
         dt = state.best_value.dtype
         v = _read_value(fn, extra_args, dt)
@@ -270,6 +278,7 @@ def reduce_on_plateau(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("reduce_on_plateau", updates)
         del params
         dt = state.avg_value.dtype
         v = _read_value(fn, extra_args, dt)

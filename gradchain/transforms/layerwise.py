@@ -17,7 +17,13 @@ import numpy as np
 
 from gradchain._base import EmptyState, GradientTransformation
 from gradchain._numerics import abs_sq, compute_dtype, hp, real_dtype, safe_increment, zero_count
-from gradchain._validate import check_nonnegative, check_scalar, check_tree_match, require_params
+from gradchain._validate import (
+    check_nonnegative,
+    check_scalar,
+    check_tree_match,
+    require_params,
+    schedule_value,
+)
 
 __all__ = [
     "FactoredState",
@@ -189,15 +195,15 @@ class FactoredState(NamedTuple):
     """State of `scale_by_factored_rms`.
 
     Every per-parameter tree mirrors the parameters, whatever their shapes: a leaf
-    that is factored holds its row/column statistics in ``v_row``/``v_col`` and an
-    empty placeholder of shape ``(0,)`` in ``v``; any other leaf holds its full
-    second moment in ``v`` and placeholders in ``v_row``/``v_col``.
+    that is factored holds its row/column statistics in ``v_row``/``v_col`` and ``None``
+    in ``v``; any other leaf holds its full second moment in ``v`` and ``None`` in
+    ``v_row``/``v_col`` (``None`` holds no array: nothing to save, shard or donate).
     """
 
     count: jax.Array  # int32 scalar: steps taken
-    v_row: Any  # factored leaves: mean of g**2 over the largest axis; else shape (0,)
-    v_col: Any  # factored leaves: mean of g**2 over the second-largest axis; else shape (0,)
-    v: Any  # unfactored leaves: full second moment; else shape (0,)
+    v_row: Any  # factored leaves: mean of g**2 over the largest axis; else None
+    v_col: Any  # factored leaves: mean of g**2 over the second-largest axis; else None
+    v: Any  # unfactored leaves: full second moment; else None
 
 
 def _factored_axes(shape: tuple, factored: bool, min_dim_size_to_factor: int) -> tuple[int, int] | None:
@@ -269,8 +275,8 @@ def scale_by_factored_rms(
         Array([ 1., -1.], dtype=float32)
         >>> tx = gradchain.scale_by_factored_rms(min_dim_size_to_factor=2)
         >>> s = tx.init(jnp.zeros((2, 3)))
-        >>> s.v_row.shape, s.v_col.shape, s.v.shape
-        ((2,), (3,), (0,))
+        >>> s.v_row.shape, s.v_col.shape, s.v
+        ((2,), (3,), None)
 
     References:
         Shazeer & Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory
@@ -293,17 +299,14 @@ def scale_by_factored_rms(
         raise TypeError(f"{fn}: `decay_rate_fn` must be callable or None, got {decay_rate_fn!r}.")
     schedule = _power_decay if decay_rate_fn is None else decay_rate_fn
 
-    def placeholder(dtype):
-        return jnp.zeros((0,), dtype)
-
     def init_fn(params):
         def leaf(p, which):
             shape, rdt = jnp.shape(p), real_dtype(jnp.result_type(p))
             axes = _factored_axes(shape, factored, min_dim_size_to_factor)
             if which == "v":
-                return placeholder(rdt) if axes else jnp.zeros_like(p, dtype=rdt)
+                return None if axes else jnp.zeros_like(p, dtype=rdt)
             if axes is None:
-                return placeholder(rdt)
+                return None
             r, c = axes
             drop = c if which == "row" else r
             return jnp.zeros(shape[:drop] + shape[drop + 1 :], rdt)
@@ -340,12 +343,15 @@ def scale_by_factored_rms(
         del params, extra_args
         check_tree_match(fn, updates, state.v)
         step = jnp.maximum(state.count - jnp.asarray(step_offset).astype(jnp.int32), 0)
-        beta = jnp.asarray(schedule(step, decay_rate))
+        beta = schedule_value(fn, "decay_rate_fn", schedule(step, decay_rate))
         leaves_g, treedef = jax.tree.flatten(updates)
         out = [
             update_leaf(g, vr, vc, v, beta)
             for g, vr, vc, v in zip(
-                leaves_g, jax.tree.leaves(state.v_row), jax.tree.leaves(state.v_col), jax.tree.leaves(state.v)
+                leaves_g,
+                treedef.flatten_up_to(state.v_row),
+                treedef.flatten_up_to(state.v_col),
+                treedef.flatten_up_to(state.v),
             )
         ]
         unflat = lambda i: jax.tree.unflatten(treedef, [o[i] for o in out])

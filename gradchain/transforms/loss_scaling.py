@@ -33,7 +33,7 @@ from gradchain._masking import _check_transformation
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
 from gradchain._numerics import cond as _cond
 from gradchain._tree import all_finite
-from gradchain._validate import check_scalar, concrete_scalar
+from gradchain._validate import check_scalar, concrete_scalar, check_floating
 from gradchain.transforms.monitoring import _unwrap
 
 __all__ = ["DynamicLossScaleState", "dynamic_loss_scaling", "loss_scale", "scale_loss"]
@@ -56,7 +56,7 @@ class DynamicLossScaleState(NamedTuple):
 
 
 def _check_finite_scale(name: str, value: Any) -> None:
-    check_scalar(_FN, name, value, lo=0.0, lo_open=True)
+    check_scalar(_FN, name, value, lo=0.0, lo_open=True, allow_inf=True)
     x = concrete_scalar(value)
     if x is not None and (math.isinf(x) or x > float(np.finfo(np.float32).max)):
         raise ValueError(f"{_FN}: `{name}` must be a finite float32 number, got {value!r}.")
@@ -133,11 +133,11 @@ def dynamic_loss_scaling(
     References:
         Micikevicius et al., "Mixed Precision Training", ICLR 2018.
     """
-    _check_transformation(_FN, "inner", inner)
+    inner = _check_transformation(_FN, "inner", inner)
     for name, value in (("initial_scale", initial_scale), ("min_scale", min_scale), ("max_scale", max_scale)):
         _check_finite_scale(name, value)
     check_scalar(_FN, "growth_interval", growth_interval, lo=1, integer=True)
-    check_scalar(_FN, "growth_factor", growth_factor, lo=1.0)
+    check_scalar(_FN, "growth_factor", growth_factor, lo=1.0, allow_inf=True)
     _check_finite_scale("growth_factor", growth_factor)
     check_scalar(_FN, "backoff_factor", backoff_factor, lo=0.0, hi=1.0, lo_open=True)
     lo, init, hi = (concrete_scalar(v) for v in (min_scale, initial_scale, max_scale))
@@ -169,6 +169,7 @@ def dynamic_loss_scaling(
         return (g.astype(dt) / scale.astype(dt)).astype(g.dtype)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("dynamic_loss_scaling", updates)
         scale = jnp.asarray(state.scale)
         # The finiteness check reads the unscaled values without storing them; the taken
         # branch unscales again inside the inner update's own loops (so the unscaled

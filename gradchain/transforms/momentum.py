@@ -16,15 +16,17 @@ import numpy as np
 
 from gradchain._base import GradientTransformation
 from gradchain._numerics import (
+    as_leaf,
     bias_correction_power,
     compute_dtype,
     hp,
+    leaf_dtype,
     promote,
     real_dtype,
     safe_increment,
     zero_count,
 )
-from gradchain._validate import check_decay, check_dtype, check_tree_match
+from gradchain._validate import check_decay, check_dtype, check_scalar, check_tree_match
 
 __all__ = ["EmaState", "TraceState", "ema", "trace"]
 
@@ -54,7 +56,7 @@ def _canonical_dtype(fn: str, name: str, dtype: Any):
 
 def _zeros(params: Any, dtype) -> Any:
     return jax.tree.map(
-        lambda p: jnp.zeros_like(p, dtype=jnp.result_type(p) if dtype is None else dtype), params
+        lambda p: jnp.zeros_like(as_leaf(p), dtype=leaf_dtype(p) if dtype is None else dtype), params
     )
 
 
@@ -66,6 +68,7 @@ def _dt(*xs) -> np.dtype:
 def _map_unzip(fn, n: int, tree: Any, *rest: Any) -> tuple:
     """Map ``fn`` (returning an ``n``-tuple) over the leaves; return ``n`` trees like ``tree``."""
     leaves, treedef = jax.tree.flatten(tree)
+    leaves = [as_leaf(x) for x in leaves]
     rest_leaves = [treedef.flatten_up_to(r) for r in rest]
     outs = [fn(*xs) for xs in zip(leaves, *rest_leaves)]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
@@ -83,7 +86,7 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> Gradi
     with ``t_0 = 0``. This is PyTorch's SGD momentum with ``dampening=0``.
 
     Args:
-        decay: Decay of the momentum buffer, in [0, 1).
+        decay: Decay of the momentum buffer, in [0, 1] (1: a plain running sum).
         nesterov: Use Nesterov's look-ahead form of the update.
         accumulator_dtype: Dtype of the stored buffer (e.g. ``jnp.bfloat16`` to save
             memory); ``None`` keeps each parameter's dtype. The arithmetic runs in at
@@ -105,7 +108,7 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> Gradi
         Sutskever et al., "On the importance of initialization and momentum in deep
         learning", ICML 2013.
     """
-    check_decay("trace", "decay", decay)
+    check_scalar("trace", "decay", decay, lo=0.0, hi=1.0)  # 1: a running sum, as Optax allows
     _check_flag("trace", "nesterov", nesterov)
     accumulator_dtype = _canonical_dtype("trace", "accumulator_dtype", accumulator_dtype)
 

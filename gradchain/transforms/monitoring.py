@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from gradchain._base import GradientTransformation
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
 from gradchain._tree import global_norm, stats_dtype
-from gradchain._validate import check_decay, check_nonnegative, check_positive, require_params
+from gradchain._validate import check_decay, check_nonnegative, check_positive, require_params, check_floating
 from gradchain.transforms.adaptive_clipping import _check_int
 
 __all__ = ["GradientHealthState", "gradient_health", "health_report"]
@@ -128,6 +128,7 @@ def gradient_health(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("gradient_health", updates)
         del extra_args
         require_params("gradient_health", params)
         dt = state.grad_norm.dtype

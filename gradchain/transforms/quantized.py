@@ -172,6 +172,8 @@ def _encode(blocks: jax.Array, signed: bool) -> tuple[jax.Array, jax.Array]:
     """Codes (uint8, like ``blocks``) and absmax (float32, one per row) of 2-D ``blocks``."""
     x = blocks.astype(compute_dtype(blocks.dtype))
     absmax = jnp.max(jnp.abs(x), axis=1, keepdims=True)
+    # XLA:CPU's vectorized max drops NaN (blocks of 4,096 values and more): put it back
+    absmax = jnp.where(jnp.any(jnp.isnan(x), axis=1, keepdims=True), jnp.nan, absmax)
     y = x / jnp.where(absmax > 0, absmax, jnp.ones_like(absmax))
     return _nearest_code(y, signed), absmax[:, 0].astype(jnp.float32)
 
@@ -281,7 +283,7 @@ class ScaleByAdam8bitState(NamedTuple):
     A quantized leaf keeps its codes in ``mu``/``nu`` (uint8, the parameter's shape)
     and its block scales in ``mu_absmax``/``nu_absmax`` (float32, one per block); a
     leaf kept in full precision has its moments in ``mu``/``nu``, as `scale_by_adam`
-    stores them, and a ``(0,)`` placeholder as scales. Plain arrays, not
+    stores them, and ``None`` as scales. Plain arrays, not
     `QuantizedArray` nodes, so that tools that walk a state leaf by leaf against the
     parameters (``flax.nnx.Optimizer``, `gradchain.sharding`) see one array per
     parameter and state field.
@@ -290,8 +292,8 @@ class ScaleByAdam8bitState(NamedTuple):
     count: jax.Array  # int32 scalar: steps taken
     mu: Any  # per-param tree: uint8 codes of m (signed map), or m in the param dtype
     nu: Any  # per-param tree: uint8 codes of sqrt(v) (unsigned map), or v as scale_by_adam stores it
-    mu_absmax: Any  # per-param tree: float32 (ceil(size / block_size),) scales of mu, or (0,)
-    nu_absmax: Any  # per-param tree: float32 (ceil(size / block_size),) scales of nu, or (0,)
+    mu_absmax: Any  # per-param tree: float32 (ceil(size / block_size),) scales of mu, or None
+    nu_absmax: Any  # per-param tree: float32 (ceil(size / block_size),) scales of nu, or None
 
 
 def scale_by_adam_8bit(
@@ -371,8 +373,7 @@ def scale_by_adam_8bit(
 
     def init_leaf(p, m, v):
         if not quantizes(p):
-            none = jnp.zeros((0,), jnp.float32)
-            return m, v, none, none
+            return m, v, None, None  # no scales: None holds no array (nothing to save or donate)
         n_blocks = -(-int(np.prod(jnp.shape(p), dtype=np.int64)) // block_size)
         zero_codes = [
             # *_like: the codes take the parameter's sharding, even from an eager init

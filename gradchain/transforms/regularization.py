@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation, ScalarOrSchedule
 from gradchain._masking import masked
-from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
-from gradchain._validate import check_nonnegative, check_tree_match, require_params
+from gradchain._numerics import as_leaf, compute_dtype, hp, safe_increment, zero_count
+from gradchain._validate import check_nonnegative, check_tree_match, require_params, schedule_value
 
 __all__ = [
     "AddDecayedWeightsState",
@@ -43,9 +43,9 @@ class L1ProximalState(NamedTuple):
     count: jax.Array  # int32 scalar: steps taken (the argument of the schedules)
 
 
-def _value_at(value, count):
+def _value_at(fn, name, value, count):
     """A hyperparameter's value at step ``count``: schedules are called, numbers pass."""
-    return jnp.asarray(value(count)) if callable(value) else value
+    return schedule_value(fn, name, value(count)) if callable(value) else value
 
 
 def _is_python_zero(value) -> bool:
@@ -56,7 +56,7 @@ def _maybe_masked(tx: GradientTransformation, mask) -> GradientTransformation:
     return tx if mask is None else masked(tx, mask)
 
 
-def _add_param_term(fn: str, coeff, term, state_cls, mask) -> GradientTransformation:
+def _add_param_term(fn: str, name: str, coeff, term, state_cls, mask) -> GradientTransformation:
     """``u = g + coeff_t * term(p)`` per leaf, with a step count for schedules."""
 
     def init_fn(params):
@@ -65,14 +65,17 @@ def _add_param_term(fn: str, coeff, term, state_cls, mask) -> GradientTransforma
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        new_state = state_cls(count=safe_increment(state.count))
+        if not jax.tree.leaves(updates):  # e.g. None: nothing to add to (as Optax returns it)
+            return updates, new_state
         require_params(fn, params)
         check_tree_match(fn, updates, params, "`params`")
-        new_state = state_cls(count=safe_increment(state.count))
         if _is_python_zero(coeff):
             return updates, new_state
-        c = _value_at(coeff, state.count)
+        c = _value_at(fn, name, coeff, state.count)
 
         def f(g, p):
+            g, p = as_leaf(g), as_leaf(p)
             dt = compute_dtype(g.dtype)
             return (g.astype(dt) + hp(c, dt) * term(p.astype(dt))).astype(g.dtype)
 
@@ -120,7 +123,9 @@ def add_decayed_weights(
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
     check_nonnegative("add_decayed_weights", "weight_decay", weight_decay, allow_schedule=True)
-    return _add_param_term("add_decayed_weights", weight_decay, lambda p: p, AddDecayedWeightsState, mask)
+    return _add_param_term(
+        "add_decayed_weights", "weight_decay", weight_decay, lambda p: p, AddDecayedWeightsState, mask
+    )
 
 
 def add_l1_penalty(l1: ScalarOrSchedule, mask: Mask | None = None) -> GradientTransformation:
@@ -149,7 +154,7 @@ def add_l1_penalty(l1: ScalarOrSchedule, mask: Mask | None = None) -> GradientTr
         Array([1.1, 1. , 0.9], dtype=float32)
     """
     check_nonnegative("add_l1_penalty", "l1", l1, allow_schedule=True)
-    return _add_param_term("add_l1_penalty", l1, jnp.sign, AddL1PenaltyState, mask)
+    return _add_param_term("add_l1_penalty", "l1", l1, jnp.sign, AddL1PenaltyState, mask)
 
 
 def l1_proximal(
@@ -207,7 +212,8 @@ def l1_proximal(
         del extra_args
         require_params("l1_proximal", params)
         check_tree_match("l1_proximal", updates, params, "`params`")
-        lr, l1_t = _value_at(learning_rate, state.count), _value_at(l1, state.count)
+        lr = _value_at("l1_proximal", "learning_rate", learning_rate, state.count)
+        l1_t = _value_at("l1_proximal", "l1", l1, state.count)
 
         def f(u, p):
             dt = compute_dtype(u.dtype)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from gradchain._base import EmptyState, GradientTransformation, ScalarOrSchedule
 from gradchain._numerics import compute_dtype, safe_increment, zero_count
 from gradchain._tree import scale_tree
-from gradchain._validate import check_nonnegative, check_scalar
+from gradchain._validate import check_nonnegative, check_scalar, schedule_value, check_floating
 
 __all__ = ["ScaleByScheduleState", "centralize", "scale", "scale_by_learning_rate", "scale_by_schedule"]
 
@@ -43,6 +42,7 @@ def scale(step_size) -> GradientTransformation:
         return EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("scale", updates)
         del params, extra_args
         return scale_tree(updates, step_size), state
 
@@ -79,8 +79,9 @@ def scale_by_schedule(step_size_fn) -> GradientTransformation:
         return ScaleByScheduleState(count=zero_count())
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("scale_by_schedule", updates)
         del params, extra_args
-        step_size = jnp.asarray(step_size_fn(state.count))
+        step_size = schedule_value("scale_by_schedule", "step_size_fn", step_size_fn(state.count))
         return scale_tree(updates, step_size), ScaleByScheduleState(count=safe_increment(state.count))
 
     return GradientTransformation(init_fn, update_fn)
@@ -111,7 +112,9 @@ def scale_by_learning_rate(
     check_nonnegative("scale_by_learning_rate", "learning_rate", learning_rate, allow_schedule=True)
     m = -1 if flip_sign else 1
     if callable(learning_rate):
-        return scale_by_schedule(lambda count: m * jnp.asarray(learning_rate(count)))
+        return scale_by_schedule(
+            lambda count: m * schedule_value("scale_by_learning_rate", "learning_rate", learning_rate(count))
+        )
     return scale(m * learning_rate)
 
 
@@ -150,6 +153,7 @@ def centralize() -> GradientTransformation:
         return (x - x.mean(axis=tuple(range(1, g.ndim)), keepdims=True)).astype(g.dtype)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_floating("centralize", updates)
         del params, extra_args
         return jax.tree.map(f, updates), state
 
