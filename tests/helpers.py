@@ -83,6 +83,17 @@ def assert_trees_close(actual, expected, *, rtol=1e-6, atol=0.0, msg=""):
         )
 
 
+def assert_trees_close_relative(actual, expected, *, rtol, msg=""):
+    """Leafwise ``|a - b| <= rtol * max|b|``: the error measured against each leaf's size."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected), msg
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        np.testing.assert_allclose(
+            a, b, rtol=0, atol=rtol * max(scale, 1e-30), err_msg=f"{msg} at leaf {jax.tree_util.keystr(path)}"
+        )
+
+
 def max_rel_diff(actual, expected, floor=1e-6) -> float:
     """Largest ``|a - b| / max(|b|, floor)`` over all leaves."""
     worst = 0.0

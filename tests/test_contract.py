@@ -106,19 +106,36 @@ def test_none_leaves_and_empty_subtrees_pass_through(case):
     assert new["none"] is None and jax.tree.structure(new) == jax.tree.structure(params)
 
 
+def _updates_per_step(tx, params, grads, extra_args):
+    state, out = tx.init(params), []
+    for g in grads:
+        u, state = tx.update(g, state, params, **extra_args)
+        params = gradchain.apply_updates(params, u)
+        out.append(u)
+    return out
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_vmap_over_independent_models_equals_loop(case):
+    # Compares each step's updates, leaf by leaf, to a tolerance relative to that leaf's
+    # size: vmap may round differently from the loop (XLA fuses the batched ops
+    # differently), and comparing parameters after several steps would measure
+    # cancellation in p + u (near-zero sums of O(1) terms), not the transformation.
     tx = case.make()
     batch = [_params(seed) for seed in range(3)]
     grads = [_grads(10 + seed, n=3) for seed in range(3)]
-    expected = [_final_params(tx, p, g, case.extra_args) for p, g in zip(batch, grads)]
+    expected = [_updates_per_step(tx, p, g, case.extra_args) for p, g in zip(batch, grads)]
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
     gstack = [stack([g[t] for g in grads]) for t in range(3)]
-    got = jax.jit(jax.vmap(lambda p, g: _final_params(tx, p, g, case.extra_args)))(stack(batch), gstack)
+    got = jax.jit(jax.vmap(lambda p, g: _updates_per_step(tx, p, g, case.extra_args)))(stack(batch), gstack)
     for i in range(3):
-        helpers.assert_trees_close(
-            jax.tree.map(lambda x: x[i], got), expected[i], rtol=2e-5, atol=1e-6, msg=f"{case.id} model {i}"
-        )
+        for t in range(3):
+            helpers.assert_trees_close_relative(
+                jax.tree.map(lambda x: x[i], got[t]),
+                expected[i][t],
+                rtol=2e-5,
+                msg=f"{case.id} model {i} step {t}",
+            )
 
 
 TRACED = [c for c in CASES if c.traced is not None]
@@ -137,7 +154,9 @@ def test_built_inside_vmap_from_traced_hyperparameter(case):
         )
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.needs_params], ids=[c.id for c in CASES if c.needs_params])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.needs_params], ids=[c.id for c in CASES if c.needs_params]
+)
 def test_needs_params_says_so(case):
     tx = case.make()
     params = _params()
