@@ -376,6 +376,8 @@ def test_public_surface():
             "inverse_time_decay", "join_schedules", "linear_schedule", "piecewise_constant_schedule",
             "polynomial_schedule", "sgdr_schedule", "warmup_cosine_decay_schedule",
             "warmup_exponential_decay_schedule", "warmup_inverse_sqrt_schedule",
+            "linear_onecycle_schedule", "piecewise_interpolate_schedule", "warmup_constant_schedule",
+            "warmup_stable_decay_schedule",
         ]
     )  # fmt: skip
     for name in gs.__all__:

@@ -2,8 +2,8 @@
 
 Every factory returns a pure function ``count -> value`` (int32 count, scalar or array;
 float32 value of the same shape), usable with `gradchain.scale_by_schedule` or as the
-``learning_rate`` of an optimizer. Names and arguments follow Optax; `inverse_time_decay`
-and `warmup_inverse_sqrt_schedule` are additions.
+``learning_rate`` of an optimizer. Names and arguments follow Optax; `inverse_time_decay`,
+`warmup_inverse_sqrt_schedule` and `warmup_stable_decay_schedule` are additions.
 """
 
 from gradchain.schedules._join import cosine_onecycle_schedule as cosine_onecycle_schedule
@@ -12,6 +12,10 @@ from gradchain.schedules._join import sgdr_schedule as sgdr_schedule
 from gradchain.schedules._join import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from gradchain.schedules._join import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from gradchain.schedules._join import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
+from gradchain.schedules._more import linear_onecycle_schedule as linear_onecycle_schedule
+from gradchain.schedules._more import piecewise_interpolate_schedule as piecewise_interpolate_schedule
+from gradchain.schedules._more import warmup_constant_schedule as warmup_constant_schedule
+from gradchain.schedules._more import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from gradchain.schedules._schedules import constant_schedule as constant_schedule
 from gradchain.schedules._schedules import cosine_decay_schedule as cosine_decay_schedule
 from gradchain.schedules._schedules import exponential_decay as exponential_decay
@@ -27,11 +31,15 @@ __all__ = [
     "exponential_decay",
     "inverse_time_decay",
     "join_schedules",
+    "linear_onecycle_schedule",
     "linear_schedule",
     "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
     "polynomial_schedule",
     "sgdr_schedule",
+    "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "warmup_inverse_sqrt_schedule",
+    "warmup_stable_decay_schedule",
 ]
