@@ -5,9 +5,17 @@ optimizer is a `chain` of them. See README.md for the tour and the API table.
 """
 
 from gradchain import losses as losses
+from gradchain import projections as projections
 from gradchain import schedules as schedules
 from gradchain._base import EmptyState as EmptyState
 from gradchain._base import GradientTransformation as GradientTransformation
+from gradchain._base import OptState as OptState
+from gradchain._base import Params as Params
+from gradchain._base import ScalarOrSchedule as ScalarOrSchedule
+from gradchain._base import Schedule as Schedule
+from gradchain._base import TransformInitFn as TransformInitFn
+from gradchain._base import TransformUpdateFn as TransformUpdateFn
+from gradchain._base import Updates as Updates
 from gradchain._base import identity as identity
 from gradchain._base import stateless as stateless
 from gradchain._chain import chain as chain
@@ -21,6 +29,27 @@ from gradchain._update import incremental_update as incremental_update
 from gradchain.flat import FlatLayout as FlatLayout
 from gradchain.flat import ravel_by_dtype as ravel_by_dtype
 from gradchain.flat import unraveled as unraveled
+from gradchain.losses import convex_kl_divergence as convex_kl_divergence
+from gradchain.losses import cosine_distance as cosine_distance
+from gradchain.losses import cosine_similarity as cosine_similarity
+from gradchain.losses import ctc_loss as ctc_loss
+from gradchain.losses import ctc_loss_with_forward_probs as ctc_loss_with_forward_probs
+from gradchain.losses import generalized_kl_divergence as generalized_kl_divergence
+from gradchain.losses import hinge_loss as hinge_loss
+from gradchain.losses import huber_loss as huber_loss
+from gradchain.losses import kl_divergence as kl_divergence
+from gradchain.losses import l2_loss as l2_loss
+from gradchain.losses import log_cosh as log_cosh
+from gradchain.losses import ntxent as ntxent
+from gradchain.losses import safe_softmax_cross_entropy as safe_softmax_cross_entropy
+from gradchain.losses import sigmoid_binary_cross_entropy as sigmoid_binary_cross_entropy
+from gradchain.losses import sigmoid_focal_loss as sigmoid_focal_loss
+from gradchain.losses import smooth_labels as smooth_labels
+from gradchain.losses import softmax_cross_entropy as softmax_cross_entropy
+from gradchain.losses import (
+    softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
+)
+from gradchain.losses import squared_error as squared_error
 from gradchain.lr_finder import LRFinderResult as LRFinderResult
 from gradchain.lr_finder import lr_finder as lr_finder
 from gradchain.optimizers import adabelief as adabelief
@@ -45,13 +74,17 @@ from gradchain.schedules import cosine_onecycle_schedule as cosine_onecycle_sche
 from gradchain.schedules import exponential_decay as exponential_decay
 from gradchain.schedules import inverse_time_decay as inverse_time_decay
 from gradchain.schedules import join_schedules as join_schedules
+from gradchain.schedules import linear_onecycle_schedule as linear_onecycle_schedule
 from gradchain.schedules import linear_schedule as linear_schedule
 from gradchain.schedules import piecewise_constant_schedule as piecewise_constant_schedule
+from gradchain.schedules import piecewise_interpolate_schedule as piecewise_interpolate_schedule
 from gradchain.schedules import polynomial_schedule as polynomial_schedule
 from gradchain.schedules import sgdr_schedule as sgdr_schedule
+from gradchain.schedules import warmup_constant_schedule as warmup_constant_schedule
 from gradchain.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from gradchain.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
+from gradchain.schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from gradchain.sharding import shard_state as shard_state
 from gradchain.sharding import state_shardings as state_shardings
 from gradchain.transforms.accumulation import AccumulateGradientsState as AccumulateGradientsState
@@ -129,8 +162,6 @@ from gradchain.wrappers import partition as partition
 from gradchain.wrappers import selective_transform as selective_transform
 from gradchain.wrappers import set_to_zero as set_to_zero
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AccumulateGradientsState",
     "AddDecayedWeightsState",
@@ -151,9 +182,12 @@ __all__ = [
     "LRFinderResult",
     "MaskedNode",
     "MaskedState",
+    "OptState",
+    "Params",
     "PartitionState",
     "QuantizedArray",
     "ReduceLROnPlateauState",
+    "ScalarOrSchedule",
     "ScaleByAdam8bitState",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
@@ -163,7 +197,11 @@ __all__ = [
     "ScaleByRmsState",
     "ScaleByRssState",
     "ScaleByScheduleState",
+    "Schedule",
     "TraceState",
+    "TransformInitFn",
+    "TransformUpdateFn",
+    "Updates",
     "ZClipState",
     "accumulate_gradients",
     "adabelief",
@@ -187,27 +225,39 @@ __all__ = [
     "clip_by_norm",
     "clip_by_value",
     "constant_schedule",
+    "convex_kl_divergence",
     "cosine_decay_schedule",
+    "cosine_distance",
     "cosine_onecycle_schedule",
+    "cosine_similarity",
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
     "dequantize_blockwise",
     "dynamic_loss_scaling",
     "early_stopping",
     "ema",
     "exponential_decay",
     "freeze",
+    "generalized_kl_divergence",
     "global_norm",
     "gradient_health",
     "health_report",
+    "hinge_loss",
+    "huber_loss",
     "identity",
     "incremental_update",
     "inject_hyperparams",
     "inverse_time_decay",
     "join_schedules",
+    "kl_divergence",
     "l1_proximal",
+    "l2_loss",
     "lamb",
     "lars",
+    "linear_onecycle_schedule",
     "linear_schedule",
     "lion",
+    "log_cosh",
     "loss_scale",
     "losses",
     "lr_finder",
@@ -216,14 +266,18 @@ __all__ = [
     "nadam",
     "nadamw",
     "named_chain",
+    "ntxent",
     "partition",
     "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
     "polynomial_schedule",
+    "projections",
     "quantize_blockwise",
     "radam",
     "ravel_by_dtype",
     "reduce_on_plateau",
     "rmsprop",
+    "safe_softmax_cross_entropy",
     "scale",
     "scale_by_adam",
     "scale_by_adam_8bit",
@@ -248,12 +302,20 @@ __all__ = [
     "sgd",
     "sgdr_schedule",
     "shard_state",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "smooth_labels",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "squared_error",
     "state_shardings",
     "stateless",
     "trace",
     "unraveled",
+    "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "warmup_inverse_sqrt_schedule",
+    "warmup_stable_decay_schedule",
     "zclip",
 ]
