@@ -77,7 +77,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradchain as gc
 from benchmarks.optimizer_step import fmt_ms, time_side_by_side, tree_shapes, versions
-from gradchain.transforms.quantized import scale_by_adam_8bit
+from gradchain import scale_by_adam_8bit
 
 TREES = {
     "gpt2_small": "GPT-2 small: embeddings 50257x768 + 12 attention/MLP blocks + LayerNorms",

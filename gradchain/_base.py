@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol, Union
+from typing import Any, NamedTuple, Protocol
 
 import jax
 
@@ -31,7 +31,7 @@ OptState = Any
 """A pytree of arrays: a transformation's state."""
 Schedule = Callable[[jax.Array], jax.Array]
 """A function from the int32 step count to a scalar value."""
-ScalarOrSchedule = Union[float, jax.Array, Schedule]
+ScalarOrSchedule = float | jax.Array | Schedule
 
 
 class TransformInitFn(Protocol):
@@ -144,10 +144,10 @@ def as_transformation(fn: str, name: str, tx: Any) -> GradientTransformation:
             f"`update`, e.g. from gradchain or Optax), got {type(tx).__name__} ({tx!r}).{hint}"
         )
     if _accepts_extra_args(update):
-        return GradientTransformation(init, update)
+        return GradientTransformation(init, update)  # pyright: ignore[reportArgumentType]
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         return update(updates, state, params)
 
-    return GradientTransformation(init, update_fn)
+    return GradientTransformation(init, update_fn)  # pyright: ignore[reportArgumentType]

@@ -1,7 +1,7 @@
 """Masks: apply a transformation to some leaves only (``masked``) and the shared helpers.
 
 Lives below ``transforms/`` so that transformations with a ``mask=`` argument (weight
-decay, L1) can use it; re-exported by ``gradchain.wrappers`` and ``gradchain``.
+decay, L1) can use it; re-exported by ``gradchain``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from gradchain._base import GradientTransformation, as_transformation
+from gradchain._validate import refuse_flat
 
 
 class MaskedNode(NamedTuple):
@@ -28,18 +29,14 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
-def _is_bool(x) -> bool:
+def is_bool(x) -> bool:
     """A Python or NumPy bool, or a 0-d NumPy bool array (e.g. ``np.array(False)``)."""
     return isinstance(x, (bool, np.bool_)) or (
         isinstance(x, np.ndarray) and x.shape == () and x.dtype == np.bool_
     )
 
 
-def _check_transformation(fn: str, name: str, tx) -> GradientTransformation:
-    return as_transformation(fn, name, tx)
-
-
-def _broadcast_prefix(fn: str, name: str, prefix: Any, tree: Any, what: str) -> Any:
+def broadcast_prefix(fn: str, name: str, prefix: Any, tree: Any, what: str) -> Any:
     """``prefix`` (``tree``'s structure, or a prefix of it) expanded to one leaf per leaf of ``tree``."""
     s_m, s_p = jax.tree.structure(prefix), jax.tree.structure(tree)
     if s_m == s_p:
@@ -55,16 +52,19 @@ def _broadcast_prefix(fn: str, name: str, prefix: Any, tree: Any, what: str) -> 
         ) from None
 
 
-def _resolve_mask(fn: str, mask, params, name: str = "mask") -> Any:
+def resolve_mask(fn: str, mask, params, name: str = "mask") -> Any:
+    if callable(mask):
+        # a mask built from flat buffers would see dtype buffers, not layers
+        refuse_flat(fn, params)
     tree = mask(params) if callable(mask) else mask
     leaves = jax.tree.leaves(tree)
-    bad = [x for x in leaves if not _is_bool(x)]
+    bad = [x for x in leaves if not is_bool(x)]
     if bad:
         raise TypeError(
             f"{fn}: `{name}` must be a pytree of Python bools (or a callable returning one), "
             f"got a leaf {bad[0]!r} of type {type(bad[0]).__name__}."
         )
-    return _broadcast_prefix(fn, name, tree, params, "bool")
+    return broadcast_prefix(fn, name, tree, params, "bool")
 
 
 def _select(mask, tree):
@@ -95,14 +95,14 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
         >>> tx.update(p, tx.init(p))[0]
         {'b': Array([1.], dtype=float32), 'w': Array([0., 0.], dtype=float32)}
     """
-    inner = _check_transformation("masked", "inner", inner)
+    inner = as_transformation("masked", "inner", inner)
 
     def init_fn(params):
-        m = _resolve_mask("masked", mask, params)
+        m = resolve_mask("masked", mask, params)
         return MaskedState(inner_state=inner.init(_select(m, params)))
 
     def update_fn(updates, state, params=None, **extra_args):
-        m = _resolve_mask("masked", mask, updates if params is None else params)
+        m = resolve_mask("masked", mask, updates if params is None else params)
         sub_params = None if params is None else _select(m, params)
         new_sub, inner_state = inner.update(_select(m, updates), state.inner_state, sub_params, **extra_args)
         new_updates = jax.tree.map(lambda keep, new, old: new if keep else old, m, new_sub, updates)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +23,12 @@ def safe_increment(count: jax.Array) -> jax.Array:
     return jnp.where(count < limit, count + jnp.ones_like(count), limit)
 
 
-def as_leaf(x):
+def is_tracer(x: Any) -> bool:
+    """Whether ``x`` is a JAX tracer (an abstract value inside ``jit``/``vmap``/``grad``)."""
+    return isinstance(x, jax.core.Tracer)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def as_leaf(x: Any) -> Any:
     """A pytree leaf as an array: Python numbers become floating scalars (float32, or float64
     under x64), never weakly typed; arrays pass unchanged."""
     if isinstance(x, (int, float)) and not isinstance(x, bool):
@@ -95,6 +102,6 @@ def cond(pred, true_fn, false_fn, *operands):
     Under ``jit`` only the taken branch runs either way; eagerly, ``lax.cond`` would
     trace and compile both branches on every call.
     """
-    if isinstance(pred, jax.core.Tracer):
+    if is_tracer(pred):
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
     return true_fn(*operands) if bool(pred) else false_fn(*operands)

@@ -76,3 +76,17 @@ def all_finite(tree: Any) -> jax.Array:
         if x.size and jnp.issubdtype(x.dtype, jnp.inexact):
             finite = finite & jnp.all(jnp.isfinite(x))
     return finite
+
+
+def find_states(state: Any, cls: type) -> list[tuple[tuple, Any]]:
+    """Every ``cls`` node inside ``state`` (a chain's, a wrapper's, an ``nnx.Optimizer``'s),
+    with its key path: how `health_report`, `loss_scale` and `scale_loss` find their state."""
+    is_cls = lambda x: isinstance(x, cls)
+    found, _ = jax.tree_util.tree_flatten_with_path(state, is_leaf=is_cls)
+    return [(path, s) for path, s in found if is_cls(s)]
+
+
+def unwrap_variable(x: Any) -> Any:
+    """The array inside ``x`` (a ``flax.nnx`` Variable has ``get_value``); anything else as is."""
+    get = getattr(x, "get_value", None)
+    return get() if callable(get) else x

@@ -14,6 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradchain._numerics import is_tracer
+
 
 def concrete_scalar(value: Any) -> float | None:
     """``value`` as a Python float if it is a concrete real scalar, else ``None``."""
@@ -21,15 +23,16 @@ def concrete_scalar(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, jax.core.Tracer):
+    if is_tracer(value):
         return None
     if isinstance(value, (np.ndarray, np.generic, jax.Array)):
         try:
             arr = np.asarray(value)
-        except Exception:  # not concrete (e.g. inside a transformation)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+            # not concrete (e.g. inside a transformation)
             return None
         if arr.shape == () and np.issubdtype(arr.dtype, np.number):
-            return float(arr.real)
+            return float(np.real(arr))
     return None
 
 
@@ -66,7 +69,7 @@ def check_scalar(
         raise ValueError(f"{fn}: `{name}` must be a scalar, got an array of shape {np.shape(value)}.")
     x = concrete_scalar(value)
     if x is None:
-        if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
+        if not (isinstance(value, (jax.Array, np.ndarray, np.generic)) or is_tracer(value)):
             raise TypeError(f"{fn}: `{name}` must be a number, got {value!r}.")
         return
     if math.isnan(x):
@@ -222,4 +225,58 @@ def require_params(fn: str, params: Any) -> None:
         raise ValueError(
             f"{fn}: this transformation needs the parameters; call "
             "`tx.update(updates, state, params)` with `params`, got None."
+        )
+
+
+def check_flag(fn: str, name: str, value: Any) -> bool:
+    """A Python or NumPy bool (flags decide the program, so they must be concrete)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: `{name}` must be a bool, got {value!r}.")
+    return bool(value)
+
+
+def check_int(fn: str, name: str, value: Any, lo: int) -> int:
+    """A concrete Python integer ``>= lo`` (it fixes a shape or a loop length)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: `{name}` must be a Python int, got {value!r}.")
+    if value < lo:
+        raise ValueError(f"{fn}: `{name}` must be >= {lo}, got {value!r}.")
+    return int(value)
+
+
+def canonical_dtype(fn: str, name: str, dtype: Any) -> Any:
+    """``None``, or a floating dtype canonicalized for the current x64 setting."""
+    check_dtype(fn, name, dtype)
+    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
+
+
+def check_nu_dtype(fn: str, nu_dtype: Any) -> Any:
+    """A second-moment storage dtype: a real dtype with float32's exponent range, or ``None``."""
+    import jax.numpy as jnp
+
+    nu_dtype = canonical_dtype(fn, "nu_dtype", nu_dtype)
+    if nu_dtype is not None and (nu_dtype == jnp.float16 or not jnp.issubdtype(nu_dtype, jnp.floating)):
+        raise ValueError(
+            f"{fn}: `nu_dtype` must be a real dtype with float32's exponent range (bfloat16, float32, "
+            f"float64), got {nu_dtype!r}: squares of gradients below ~2.4e-4 underflow in float16."
+        )
+    return nu_dtype
+
+
+def check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any) -> None:
+    """Adam's hyperparameters: decays in ``[0, 1)``, ``eps`` and ``eps_root`` ``>= 0``."""
+    check_decay(fn, "b1", b1)
+    check_decay(fn, "b2", b2)
+    check_nonnegative(fn, "eps", eps)
+    check_nonnegative(fn, "eps_root", eps_root)
+
+
+def refuse_flat(fn: str, tree: Any) -> None:
+    """Raise if ``tree`` is flat buffers (`gradchain.ravel_by_dtype`) given to a transformation
+    that acts on each parameter separately: it would act on each dtype buffer instead."""
+    if getattr(tree, "gradchain_flat_buffers", False):
+        raise ValueError(
+            f"{fn}: acts on each parameter (layer) separately, but got flat buffers from "
+            "`gradchain.ravel_by_dtype`, where it would act on each dtype buffer instead. Wrap it "
+            f"to run on the tree view: `gradchain.unraveled({fn}(...), layout)`."
         )

@@ -8,3 +8,14 @@ import jax
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import chex  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_trace_counters():
+    """`chex.assert_max_traces` counts per function across tests: start each test at zero."""
+    chex.clear_trace_counter()
+    yield

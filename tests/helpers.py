@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -70,17 +71,13 @@ def run_optax(otx, params, grads, *, jit=False, extra_args=None):
 
 
 def assert_trees_close(actual, expected, *, rtol=1e-6, atol=0.0, msg=""):
-    """Leafwise ``allclose`` that names the failing leaf path and compares structures."""
-    s_a, s_e = jax.tree.structure(actual), jax.tree.structure(expected)
-    assert s_a == s_e, f"{msg} tree structures differ:\n  actual:   {s_a}\n  expected: {s_e}"
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(
-            np.asarray(a, np.float64),
-            np.asarray(b, np.float64),
-            rtol=rtol,
-            atol=atol,
-            err_msg=f"{msg} at leaf {jax.tree_util.keystr(path)}",
-        )
+    """`chex.assert_trees_all_close` on float64 copies (so bfloat16 and float32 leaves compare
+    by value); chex names the failing leaf's path and compares the structures."""
+    import chex
+
+    chex.assert_trees_all_close(
+        to_numpy64(actual), to_numpy64(expected), rtol=rtol, atol=atol, custom_message=msg
+    )
 
 
 def assert_trees_close_relative(actual, expected, *, rtol, msg=""):

@@ -37,7 +37,7 @@ from jax.sharding import AxisType, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 import gradchain
-from gradchain.sharding import shard_state, state_shardings
+from gradchain import shard_state, state_shardings
 
 # Set to True once the per-parameter state of `init` is built with `jnp.zeros_like`-style
 # ops (momentum._zeros, adaptive._sq_zeros, ...): then an eager `init` on sharded

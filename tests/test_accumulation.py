@@ -154,7 +154,7 @@ def test_state_holds_one_accumulator_tree_and_keeps_inner_state_between_inner_st
     tx = gc.accumulate_gradients(inner, 2)
     state = tx.init(params)
     n_inner = len(jax.tree.leaves(inner.init(params)))
-    assert len(jax.tree.leaves(state)) == 2 + n_inner + len(jax.tree.leaves(params))
+    assert len(jax.tree.leaves(state)) == 3 + n_inner + len(jax.tree.leaves(params))  # counters, emitted flag
     grads = helpers.grad_sequence(1, params, 4)
     counts = []
     for g in grads:

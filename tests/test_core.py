@@ -101,7 +101,10 @@ def test_scale_by_schedule_matches_optax():
     [
         (lambda: gc.scale(-0.3), lambda o: o.scale(-0.3)),
         (lambda: gc.scale_by_learning_rate(0.1), lambda o: o.scale_by_learning_rate(0.1)),
-        (lambda: gc.scale_by_learning_rate(0.1, flip_sign=False), lambda o: o.scale_by_learning_rate(0.1, flip_sign=False)),
+        (
+            lambda: gc.scale_by_learning_rate(0.1, flip_sign=False),
+            lambda o: o.scale_by_learning_rate(0.1, flip_sign=False),
+        ),
         (lambda: gc.centralize(), lambda o: o.centralize()),
         (lambda: gc.identity(), lambda o: o.identity()),
         (
@@ -109,7 +112,14 @@ def test_scale_by_schedule_matches_optax():
             lambda o: o.masked(o.scale(0.5), {"w": True, "b": False, "nested": [True, False]}),
         ),
     ],
-    ids=["scale", "scale_by_learning_rate", "scale_by_learning_rate_noflip", "centralize", "identity", "masked"],
+    ids=[
+        "scale",
+        "scale_by_learning_rate",
+        "scale_by_learning_rate_noflip",
+        "centralize",
+        "identity",
+        "masked",
+    ],
 )
 def test_core_transforms_match_optax(mine, theirs):
     optax = pytest.importorskip("optax")
@@ -125,14 +135,17 @@ def test_centralize_matches_numpy():
     g = helpers.random_tree(3)
     u, _ = gc.centralize().update(g, gc.EmptyState())
     ref = jax.tree.map(
-        lambda x: x - x.mean(axis=tuple(range(1, x.ndim)), keepdims=True) if x.ndim > 1 else x, helpers.to_numpy64(g)
+        lambda x: x - x.mean(axis=tuple(range(1, x.ndim)), keepdims=True) if x.ndim > 1 else x,
+        helpers.to_numpy64(g),
     )
     helpers.assert_trees_close(u, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_masked_holds_no_state_for_masked_out_leaves():
     params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
-    tx = gc.masked(gc.chain(gc.scale_by_schedule(lambda c: 1.0), gc.stateless(lambda u, p: u)), {"w": True, "b": False})
+    tx = gc.masked(
+        gc.chain(gc.scale_by_schedule(lambda c: 1.0), gc.stateless(lambda u, p: u)), {"w": True, "b": False}
+    )
     state = tx.init(params)
     assert isinstance(state.inner_state[0], gc.ScaleByScheduleState)
     # a per-parameter inner state mirrors only the selected leaves
@@ -160,9 +173,13 @@ def test_chain_forwards_extra_args_to_every_member():
 
 
 def test_chain_rejects_non_transformations():
-    with pytest.raises(TypeError, match=r"chain: argument 1 must be a GradientTransformation.*forget to call"):
+    with pytest.raises(
+        TypeError, match=r"chain: argument 1 must be a GradientTransformation.*forget to call"
+    ):
         gc.chain(gc.identity(), gc.scale)
-    with pytest.raises(TypeError, match=r"named_chain: argument 0 must be a \(name, GradientTransformation\) pair"):
+    with pytest.raises(
+        TypeError, match=r"named_chain: argument 0 must be a \(name, GradientTransformation\) pair"
+    ):
         gc.named_chain(gc.identity())
     with pytest.raises(ValueError, match="named_chain: names must be distinct"):
         gc.named_chain(("a", gc.identity()), ("a", gc.identity()))
@@ -180,12 +197,32 @@ def test_chain_state_mismatch_is_explained():
 @pytest.mark.parametrize(
     "build, exc, pattern",
     [
-        (lambda: gc.scale_by_learning_rate(-0.1), ValueError, r"scale_by_learning_rate: `learning_rate` must be >= 0, got -0.1"),
-        (lambda: gc.scale_by_learning_rate(float("nan")), ValueError, r"scale_by_learning_rate: `learning_rate` must be a number, got NaN"),
-        (lambda: gc.scale_by_learning_rate("0.1"), TypeError, r"scale_by_learning_rate: `learning_rate` must be a number"),
-        (lambda: gc.scale_by_learning_rate(jnp.ones(3)), ValueError, r"must be a scalar, got an array of shape \(3,\)"),
+        (
+            lambda: gc.scale_by_learning_rate(-0.1),
+            ValueError,
+            r"scale_by_learning_rate: `learning_rate` must be >= 0, got -0.1",
+        ),
+        (
+            lambda: gc.scale_by_learning_rate(float("nan")),
+            ValueError,
+            r"scale_by_learning_rate: `learning_rate` must be a number, got NaN",
+        ),
+        (
+            lambda: gc.scale_by_learning_rate("0.1"),
+            TypeError,
+            r"scale_by_learning_rate: `learning_rate` must be a number",
+        ),
+        (
+            lambda: gc.scale_by_learning_rate(jnp.ones(3)),
+            ValueError,
+            r"must be a scalar, got an array of shape \(3,\)",
+        ),
         (lambda: gc.scale(None), TypeError, r"scale: `step_size` must be a number, got None"),
-        (lambda: gc.scale(lambda c: 1.0), TypeError, r"scale: `step_size` must be a number, got the callable"),
+        (
+            lambda: gc.scale(lambda c: 1.0),
+            TypeError,
+            r"scale: `step_size` must be a number, got the callable",
+        ),
         (lambda: gc.scale_by_schedule(0.1), TypeError, r"scale_by_schedule: `step_size_fn` must be callable"),
         (lambda: gc.stateless(3), TypeError, r"stateless: `f` must be callable"),
         (lambda: gc.masked(gc.scale, {}), TypeError, r"masked: `inner` must be a GradientTransformation"),
@@ -198,7 +235,9 @@ def test_bad_hyperparameters_raise(build, exc, pattern):
 
 def test_masked_mask_errors_name_both_structures():
     tx = gc.masked(gc.scale(0.5), {"w": True})
-    with pytest.raises(ValueError, match=r"masked: the `mask` tree does not match the parameters.\n  mask: .*\n  params: "):
+    with pytest.raises(
+        ValueError, match=r"masked: the `mask` tree does not match the parameters.\n  mask: .*\n  params: "
+    ):
         tx.init({"w": jnp.ones(1), "b": jnp.ones(1)})
     tx = gc.masked(gc.scale(0.5), {"w": jnp.asarray(True)})
     with pytest.raises(TypeError, match=r"masked: `mask` must be a pytree of Python bools"):

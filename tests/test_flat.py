@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gradchain
 import gradchain as gc
 from tests import helpers
 from tests.registry import CASES
@@ -125,9 +127,9 @@ def test_unraveled_runs_per_leaf_transformations_on_the_tree(make):
     tx = gc.chain(gc.clip_by_global_norm(1e9), gc.unraveled(make(), layout))
     _, p_f, _ = helpers.run_steps(tx, flat, [layout.ravel(g) for g in grads], jit=True)
     helpers.assert_trees_close(layout.unravel(p_f[-1]), p_t[-1], rtol=2e-5, atol=1e-7)
-    # ...whereas on the flat buffer itself the per-leaf rule gives other numbers
-    _, p_wrong, _ = helpers.run_steps(make(), flat, [layout.ravel(g) for g in grads], jit=True)
-    assert helpers.max_rel_diff(layout.unravel(p_wrong[-1]), p_t[-1]) > 1e-4
+    # ...whereas on the flat buffer itself the per-leaf rule would act per dtype buffer: refused
+    with pytest.raises(ValueError, match=r"acts on each parameter \(layer\) separately"):
+        helpers.run_steps(make(), flat, [layout.ravel(g) for g in grads], jit=True)
 
 
 def test_flat_step_has_a_handful_of_buffers_and_compiles_once():
@@ -135,11 +137,10 @@ def test_flat_step_has_a_handful_of_buffers_and_compiles_once():
     params = helpers.random_tree(0, shapes)
     flat, layout = gc.ravel_by_dtype(params)
     tx = gc.chain(gc.clip_by_global_norm(1.0), gc.scale_by_adam(), gc.scale(-1e-3))
-    traces = []
 
     @jax.jit
+    @chex.assert_max_traces(n=1)
     def step(flat, state, batch):
-        traces.append(1)
         g = jax.grad(lambda f: sum(jnp.sum(v * batch) for v in jax.tree.leaves(layout.unravel(f))))(flat)
         u, state = tx.update(g, state, flat)
         return gc.apply_updates(flat, u), state
@@ -148,7 +149,6 @@ def test_flat_step_has_a_handful_of_buffers_and_compiles_once():
     assert len(jax.tree.leaves((flat, state))) == 5  # params; clip norm, mu, nu, count
     for i in range(3):
         flat, state = step(flat, state, jnp.float32(i))
-    assert len(traces) == 1
 
 
 def test_flax_nnx_model_trains_on_flat_buffers_like_nnx_optimizer():
@@ -221,3 +221,43 @@ def test_errors_name_the_function_and_what_was_expected():
         gc.unraveled(lambda g: g, layout)
     with pytest.raises(TypeError, match=r"unraveled: `layout` must be a FlatLayout"):
         gc.unraveled(gc.identity(), params)
+
+
+# ------------------------------------------------------- per-leaf transformations refuse flat buffers
+_ndim_mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+PER_LEAF = [
+    ("scale_by_trust_ratio", lambda: gradchain.scale_by_trust_ratio()),
+    ("scale_by_param_block_norm", lambda: gradchain.scale_by_param_block_norm()),
+    ("scale_by_param_block_rms", lambda: gradchain.scale_by_param_block_rms()),
+    ("scale_by_factored_rms", lambda: gradchain.scale_by_factored_rms()),
+    ("clip_by_norm", lambda: gradchain.clip_by_norm(1.0)),
+    ("clip_by_block_rms", lambda: gradchain.clip_by_block_rms(1.0)),
+    ("adaptive_grad_clip", lambda: gradchain.adaptive_grad_clip(0.1)),
+    ("centralize", lambda: gradchain.centralize()),
+    ("masked", lambda: gradchain.masked(gradchain.scale(0.0), _ndim_mask)),
+    ("masked", lambda: gradchain.freeze(_ndim_mask)),
+    (
+        "partition",
+        lambda: gradchain.partition(
+            {"a": gradchain.sgd(0.1), "b": gradchain.adam(0.1)},
+            lambda p: jax.tree.map(lambda x: "a" if x.ndim > 1 else "b", p),
+        ),
+    ),
+    ("masked", lambda: gradchain.adamw(0.1, mask=_ndim_mask)),
+    ("scale_by_trust_ratio", lambda: gradchain.lamb(0.1)),
+    ("scale_by_trust_ratio", lambda: gradchain.lars(0.1)),
+    ("scale_by_factored_rms", lambda: gradchain.adafactor(0.1)),
+]
+
+
+@pytest.mark.parametrize(("name", "make"), PER_LEAF, ids=[f"{n}-{i}" for i, (n, _) in enumerate(PER_LEAF)])
+def test_per_leaf_transformations_and_masks_refuse_flat_buffers(name, make):
+    params = {"w": jnp.ones((3, 4)), "b": jnp.ones(4)}
+    flat, layout = gradchain.ravel_by_dtype(params)
+    tx = make()
+    with pytest.raises(ValueError, match=rf"{name}: acts on each parameter .* `gradchain.unraveled\("):
+        tx.update(flat, tx.init(flat), flat)
+    wrapped = gradchain.unraveled(make(), layout)  # the tree view works, and equals the tree path
+    u, _ = wrapped.update(flat, wrapped.init(flat), flat)
+    expected, _ = make().update(params, make().init(params), params)
+    helpers.assert_trees_close(layout.unravel(u), expected, rtol=1e-6)

@@ -101,8 +101,11 @@ def test_nnx_optimizer_forwards_value_to_the_chain():
     np.testing.assert_allclose(float(optimizer.opt_state[0].last_value[...]), float(loss), rtol=1e-6)
 
 
-@pytest.mark.parametrize("make", [lambda: gc.adamw(1e-2, weight_decay=1e-3), lambda: gc.sgd(0.05, momentum=0.9, nesterov=True)],
-                         ids=["adamw", "sgd_nesterov"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: gc.adamw(1e-2, weight_decay=1e-3), lambda: gc.sgd(0.05, momentum=0.9, nesterov=True)],
+    ids=["adamw", "sgd_nesterov"],
+)
 def test_flax_train_state_apply_gradients(make):
     train_state = pytest.importorskip("flax.training.train_state")
     x, y = _data()

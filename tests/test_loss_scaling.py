@@ -18,12 +18,7 @@ import numpy as np
 import pytest
 
 import gradchain as gc
-from gradchain.transforms.loss_scaling import (
-    DynamicLossScaleState,
-    dynamic_loss_scaling,
-    loss_scale,
-    scale_loss,
-)
+from gradchain import DynamicLossScaleState, dynamic_loss_scaling, loss_scale, scale_loss
 from tests import helpers
 
 N_STEPS = 30

@@ -52,7 +52,9 @@ def check_against_reference(make, ref, shapes=SHAPES, rtol=1e-10):
     for i, leaf_grads in enumerate(per_leaf):
         expected = ref(list(leaf_grads))
         for t in range(N_STEPS):
-            np.testing.assert_allclose(got[t][i], expected[t], rtol=rtol, atol=1e-300, err_msg=f"leaf {i} step {t}")
+            np.testing.assert_allclose(
+                got[t][i], expected[t], rtol=rtol, atol=1e-300, err_msg=f"leaf {i} step {t}"
+            )
 
 
 @pytest.mark.parametrize("make,ref", [r[1:] for r in REFERENCE], ids=[r[0] for r in REFERENCE])
@@ -80,7 +82,9 @@ def check_against_optax(make, make_ox, *, jit, tol=2e-5, shapes=SHAPES, dtype=jn
     grads = helpers.grad_sequence(1, params, N_STEPS)
     grads[0]["b"] = jnp.zeros_like(grads[0]["b"])  # a zero gradient on a fresh state
     u, p, _ = helpers.run_steps(gc.chain(make(), gc.scale(-1e-2)), params, grads, jit=jit)
-    uo, po, _ = helpers.run_optax(optax.chain(make_ox(optax), optax.scale(-1e-2)), params, grads, jit=optax_jit)
+    uo, po, _ = helpers.run_optax(
+        optax.chain(make_ox(optax), optax.scale(-1e-2)), params, grads, jit=optax_jit
+    )
     worst_u = max(helpers.max_rel_diff(a, b) for a, b in zip(u, uo))
     worst_p = max(helpers.max_rel_diff(a, b) for a, b in zip(p, po))
     assert worst_u <= tol and worst_p <= tol, f"updates {worst_u:.3g}, params {worst_p:.3g} > {tol:g}"
@@ -120,15 +124,25 @@ def np_ema_bf16(gs, decay):
 
 def normwise_rel(actual, expected):
     """``max |a - b| / max |b|`` over steps: the error relative to the update's scale."""
-    return max(float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
-               for a, b in zip(actual, expected))
+    return max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
+        for a, b in zip(actual, expected)
+    )
 
 
 BF16_STATE = [
-    ("trace", lambda: gc.trace(0.9, accumulator_dtype=jnp.bfloat16), lambda gs: np_trace_bf16(gs, 0.9),
-     lambda ox: ox.trace(0.9, accumulator_dtype=jnp.bfloat16)),
-    ("ema", lambda: gc.ema(0.9, accumulator_dtype=jnp.bfloat16), lambda gs: np_ema_bf16(gs, 0.9),
-     lambda ox: ox.ema(0.9, accumulator_dtype=jnp.bfloat16)),
+    (
+        "trace",
+        lambda: gc.trace(0.9, accumulator_dtype=jnp.bfloat16),
+        lambda gs: np_trace_bf16(gs, 0.9),
+        lambda ox: ox.trace(0.9, accumulator_dtype=jnp.bfloat16),
+    ),
+    (
+        "ema",
+        lambda: gc.ema(0.9, accumulator_dtype=jnp.bfloat16),
+        lambda gs: np_ema_bf16(gs, 0.9),
+        lambda ox: ox.ema(0.9, accumulator_dtype=jnp.bfloat16),
+    ),
 ]
 
 
@@ -157,8 +171,13 @@ def test_bfloat16_accumulators_are_computed_in_float32_and_rounded_once(make, re
     check_bfloat16_state(make, ref, make_ox)
 
 
-@pytest.mark.parametrize("make,field", [(lambda: gc.trace(0.9, accumulator_dtype=jnp.bfloat16), "trace"),
-                                        (lambda: gc.ema(0.9, accumulator_dtype=jnp.bfloat16), "ema")])
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda: gc.trace(0.9, accumulator_dtype=jnp.bfloat16), "trace"),
+        (lambda: gc.ema(0.9, accumulator_dtype=jnp.bfloat16), "ema"),
+    ],
+)
 def test_accumulator_dtype_is_the_storage_dtype_only(make, field):
     tx = make()
     params = {"a": jnp.zeros(3), "b": jnp.zeros(2, jnp.float16)}
@@ -193,10 +212,18 @@ ERRORS = [
     (lambda: gc.trace(-0.1), ValueError, r"trace: `decay` must be >= 0 and <= 1"),
     (lambda: gc.trace("0.9"), TypeError, r"trace: `decay` must be a number"),
     (lambda: gc.trace(0.9, nesterov=1), TypeError, r"trace: `nesterov` must be a bool, got 1"),
-    (lambda: gc.trace(0.9, accumulator_dtype=jnp.int32), TypeError, r"trace: `accumulator_dtype` must be a floating"),
+    (
+        lambda: gc.trace(0.9, accumulator_dtype=jnp.int32),
+        TypeError,
+        r"trace: `accumulator_dtype` must be a floating",
+    ),
     (lambda: gc.ema(1.5), ValueError, r"ema: `decay` must be >= 0 and < 1, got 1.5"),
     (lambda: gc.ema(0.9, debias=None), TypeError, r"ema: `debias` must be a bool"),
-    (lambda: gc.ema(0.9, accumulator_dtype="int8"), TypeError, r"ema: `accumulator_dtype` must be a floating"),
+    (
+        lambda: gc.ema(0.9, accumulator_dtype="int8"),
+        TypeError,
+        r"ema: `accumulator_dtype` must be a floating",
+    ),
 ]
 
 

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import gradchain as gc
-from gradchain.optimizers import adam_8bit
-from gradchain.transforms import quantized as qz
-from gradchain.transforms.quantized import (
+from gradchain import adam_8bit
+from gradchain._transforms import quantized as qz
+from gradchain._transforms.quantized import (
     QuantizedArray,
     ScaleByAdam8bitState,
     dequantize_blockwise,
@@ -471,7 +471,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
     """
     import re, jax, jax.numpy as jnp, numpy as np
     from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
-    from gradchain.transforms.quantized import scale_by_adam_8bit
+    from gradchain._transforms.quantized import scale_by_adam_8bit
     rng = np.random.default_rng(0)
     params = {"w": jnp.asarray(rng.standard_normal((64, 128)), jnp.float32), "b": jnp.zeros(32)}
     grads = [jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape), jnp.float32), params)

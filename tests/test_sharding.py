@@ -1,4 +1,4 @@
-"""gradchain.sharding: state shardings, ZeRO-1 and `shard_state`.
+"""state_shardings: state shardings, ZeRO-1 and `shard_state`.
 
 The multi-device checks (state and updates keep the parameters' sharding, no gathers in
 the compiled step, sharded == single-device training, ZeRO-1 memory and results) need
@@ -22,7 +22,7 @@ from jax.sharding import AxisType, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 import gradchain
-from gradchain.sharding import shard_state, state_shardings
+from gradchain import shard_state, state_shardings
 from tests import helpers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

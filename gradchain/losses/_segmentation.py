@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._numerics import hp
+from gradchain._numerics import hp, is_tracer
 from gradchain._validate import check_nonnegative
 from gradchain.losses._common import axes, broadcast, cast_real, floating, promote_float, same_shape
 
@@ -44,7 +44,7 @@ def _probabilities(fn: str, p: jax.Array, normalize: bool, flag: str) -> jax.Arr
     if normalize:
         return jax.nn.sigmoid(p) if p.shape[-1] == 1 else jax.nn.softmax(p, axis=-1)
     sums = jnp.sum(p, axis=-1) if p.shape[-1] > 1 else None
-    if sums is not None and not isinstance(sums, jax.core.Tracer):  # values are checked eagerly only
+    if sums is not None and not is_tracer(sums):  # values are checked eagerly only
         sums = np.asarray(sums)
         if not np.allclose(sums, 1.0, rtol=1e-5):
             raise ValueError(

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._numerics import abs_sq, as_leaf, compute_dtype, cond, hp, promote
+from gradchain._numerics import abs_sq, as_leaf, compute_dtype, cond, hp, is_tracer, promote
 from gradchain._validate import check_nonnegative, check_positive, check_scalar
 
 __all__ = [
@@ -100,7 +100,7 @@ def _require_elements(fn: str, name: str, leaves: list) -> int:
 
 
 def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    return not is_tracer(x)
 
 
 def _simplex(v: jax.Array, z: Any) -> jax.Array:

@@ -6,6 +6,7 @@ conventions on values, step arguments, dtypes and validation).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,13 +17,13 @@ from gradchain._base import Schedule
 from gradchain._numerics import hp
 from gradchain._validate import check_positive, check_scalar, concrete_scalar
 from gradchain.schedules._schedules import (
-    _check_exponential,
-    _cosine,
-    _exponential,
-    _polynomial,
-    _steps,
-    _time,
-    _value_dtype,
+    as_time,
+    check_exponential,
+    check_steps,
+    cosine_builder,
+    exponential_builder,
+    polynomial_builder,
+    value_dtype,
 )
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-def _join(schedules: Sequence[Schedule], boundaries: Sequence[Any]) -> Schedule:
+def join_builder(schedules: Sequence[Schedule], boundaries: Sequence[Any]) -> Schedule:
     def schedule(count):
         count = jnp.asarray(count)
         value = schedules[0](count)
@@ -82,19 +83,19 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
             f"{fn}: `boundaries` must have len(schedules) - 1 = {len(schedules) - 1} entries, "
             f"got {len(boundaries)}: {boundaries!r}."
         )
-    boundaries = [_steps(fn, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+    boundaries = [check_steps(fn, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
     known = [concrete_scalar(b) for b in boundaries]
-    for i in range(1, len(known)):
-        if known[i] is not None and known[i - 1] is not None and known[i] < known[i - 1]:
+    for prev, cur in itertools.pairwise(known):
+        if prev is not None and cur is not None and cur < prev:
             raise ValueError(f"{fn}: `boundaries` must be non-decreasing, got {boundaries!r}.")
-    return _join(schedules, boundaries)
+    return join_builder(schedules, boundaries)
 
 
 def _warmup_cosine(fn, init_value, peak_value, warmup_steps, decay_steps, end_value=0.0, exponent=1.0):
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "peak_value", peak_value)
-    warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
-    decay_steps = _steps(fn, "decay_steps", decay_steps, positive=True)
+    warmup_steps = check_steps(fn, "warmup_steps", warmup_steps)
+    decay_steps = check_steps(fn, "decay_steps", decay_steps, positive=True)
     check_scalar(fn, "end_value", end_value)
     check_positive(fn, "exponent", exponent)
     w, d = concrete_scalar(warmup_steps), concrete_scalar(decay_steps)
@@ -107,14 +108,14 @@ def _warmup_cosine(fn, init_value, peak_value, warmup_steps, decay_steps, end_va
     if peak is not None and isinstance(end_value, (int, float)):
         alpha = 0.0 if peak == 0 else end_value / peak_value
     else:
-        dtype = _value_dtype(peak_value, end_value)
+        dtype = value_dtype(peak_value, end_value)
         p, e = jnp.asarray(hp(peak_value, dtype), dtype), jnp.asarray(hp(end_value, dtype), dtype)
         nonzero = p != 0
         alpha = jnp.where(nonzero, e / jnp.where(nonzero, p, jnp.ones_like(p)), jnp.zeros_like(p))
-    return _join(
+    return join_builder(
         [
-            _polynomial(init_value, peak_value, 1, warmup_steps, 0),
-            _cosine(peak_value, decay_steps - warmup_steps, alpha, exponent),
+            polynomial_builder(init_value, peak_value, 1, warmup_steps, 0),
+            cosine_builder(peak_value, decay_steps - warmup_steps, alpha, exponent),
         ],
         [warmup_steps],
     )
@@ -200,14 +201,14 @@ def warmup_exponential_decay_schedule(
     """
     fn = "warmup_exponential_decay_schedule"
     check_scalar(fn, "init_value", init_value)
-    warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
-    steps, begin, staircase = _check_exponential(
+    warmup_steps = check_steps(fn, "warmup_steps", warmup_steps)
+    steps, begin, staircase = check_exponential(
         fn, peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value, "peak_value"
     )
-    return _join(
+    return join_builder(
         [
-            _polynomial(init_value, peak_value, 1, warmup_steps, 0),
-            _exponential(peak_value, steps, decay_rate, begin, staircase, end_value),
+            polynomial_builder(init_value, peak_value, 1, warmup_steps, 0),
+            exponential_builder(peak_value, steps, decay_rate, begin, staircase, end_value),
         ],
         [warmup_steps],
     )
@@ -248,7 +249,7 @@ def warmup_inverse_sqrt_schedule(peak_value, warmup_steps, *, init_value=0.0, ti
     """
     fn = "warmup_inverse_sqrt_schedule"
     check_scalar(fn, "peak_value", peak_value)
-    warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
+    warmup_steps = check_steps(fn, "warmup_steps", warmup_steps)
     check_scalar(fn, "init_value", init_value)
     if timescale is None:
         if concrete_scalar(warmup_steps) == 0:
@@ -256,13 +257,15 @@ def warmup_inverse_sqrt_schedule(peak_value, warmup_steps, *, init_value=0.0, ti
         timescale = warmup_steps
     else:
         check_positive(fn, "timescale", timescale)
-    dtype = _value_dtype(peak_value, warmup_steps, init_value, timescale)
+    dtype = value_dtype(peak_value, warmup_steps, init_value, timescale)
 
     def decay(count):
-        s = _time(count, dtype)
+        s = as_time(count, dtype)
         return hp(peak_value, dtype) * jax.lax.rsqrt(1 + s / hp(timescale, dtype))
 
-    return _join([_polynomial(init_value, peak_value, 1, warmup_steps, 0), decay], [warmup_steps])
+    return join_builder(
+        [polynomial_builder(init_value, peak_value, 1, warmup_steps, 0), decay], [warmup_steps]
+    )
 
 
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
@@ -311,9 +314,9 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
                 f"['end_value', 'exponent'], got {sorted(kwargs)}."
             )
         schedules.append(_warmup_cosine(f"{fn} (cycle {k})", **kwargs))
-        start = start + _steps(fn, f"cosine_kwargs[{k}]['decay_steps']", kwargs["decay_steps"])
+        start = start + check_steps(fn, f"cosine_kwargs[{k}]['decay_steps']", kwargs["decay_steps"])
         boundaries.append(start)
-    return _join(schedules, boundaries[:-1])
+    return join_builder(schedules, boundaries[:-1])
 
 
 def cosine_onecycle_schedule(
@@ -351,12 +354,12 @@ def cosine_onecycle_schedule(
         Large Learning Rates", 2017.
     """
     fn = "cosine_onecycle_schedule"
-    transition_steps = _steps(fn, "transition_steps", transition_steps, positive=True)
+    transition_steps = check_steps(fn, "transition_steps", transition_steps, positive=True)
     check_scalar(fn, "peak_value", peak_value)
     check_scalar(fn, "pct_start", pct_start, lo=0.0, hi=1.0, hi_open=True)
     check_positive(fn, "div_factor", div_factor)
     check_positive(fn, "final_div_factor", final_div_factor)
-    dtype = _value_dtype(transition_steps, peak_value, pct_start, div_factor, final_div_factor)
+    dtype = value_dtype(transition_steps, peak_value, pct_start, div_factor, final_div_factor)
     n = transition_steps
     if isinstance(n, int) and isinstance(pct_start, (int, float)):
         mid = int(pct_start * n)
@@ -366,13 +369,13 @@ def cosine_onecycle_schedule(
     last_scale = 1.0 / (div_factor * final_div_factor) if python else None
 
     def schedule(count):
-        t = _time(count, dtype)
+        t = as_time(count, dtype)
         b, n_ = hp(mid, dtype), hp(n, dtype)
         # Values computed as a running product, v1 = v0 * div_factor, v2 = v1 * last_scale,
         # which rounds like Optax's cumprod.
         div, final_div = hp(div_factor, dtype), hp(final_div_factor, dtype)
         if python:
-            v0, scale = jnp.asarray(peak_value / div_factor, dtype), last_scale
+            v0, scale = jnp.asarray(peak_value / div_factor, dtype), float(last_scale or 0.0)
         else:
             v0, scale = hp(peak_value, dtype) / div, 1 / (div * final_div)
         v1 = v0 * div

@@ -14,8 +14,14 @@ import jax.numpy as jnp
 from gradchain._base import Schedule
 from gradchain._numerics import hp
 from gradchain._validate import check_nonnegative, check_positive, check_scalar, concrete_scalar
-from gradchain.schedules._join import _join
-from gradchain.schedules._schedules import _broadcast, _polynomial, _steps, _time, _value_dtype
+from gradchain.schedules._join import join_builder
+from gradchain.schedules._schedules import (
+    as_time,
+    broadcast_value,
+    check_steps,
+    polynomial_builder,
+    value_dtype,
+)
 
 __all__ = [
     "linear_onecycle_schedule",
@@ -50,7 +56,7 @@ def _interpolate(kind: str, init_value, boundaries: Sequence[Any], scales: Seque
     starts = [0, *boundaries]
 
     def schedule(count):
-        t = _time(count, dtype)
+        t = as_time(count, dtype)
         # v_0 = init_value, v_k = v_{k-1} * scale_k: a float32 running product, as Optax's cumprod.
         values = [jnp.asarray(hp(init_value, dtype), dtype)]
         for s in scales:
@@ -116,11 +122,11 @@ def piecewise_interpolate_schedule(
         )
     pairs = []
     for step, scale in boundaries_and_scales.items():
-        step = _steps(fn, f"boundaries_and_scales` key `{step!r}", step)
+        step = check_steps(fn, f"boundaries_and_scales` key `{step!r}", step)
         check_nonnegative(fn, f"boundaries_and_scales[{step!r}]", scale)
         pairs.append((step, scale))
     pairs.sort(key=lambda kv: kv[0])
-    dtype = _value_dtype(init_value, *(s for _, s in pairs))
+    dtype = value_dtype(init_value, *(s for _, s in pairs))
     return _interpolate(kind, init_value, [b for b, _ in pairs], [s for _, s in pairs], dtype)
 
 
@@ -164,7 +170,7 @@ def linear_onecycle_schedule(
         Large Learning Rates", 2017.
     """
     fn = "linear_onecycle_schedule"
-    transition_steps = _steps(fn, "transition_steps", transition_steps, positive=True)
+    transition_steps = check_steps(fn, "transition_steps", transition_steps, positive=True)
     check_scalar(fn, "peak_value", peak_value)
     check_scalar(fn, "pct_start", pct_start, lo=0.0, hi=1.0)
     check_scalar(fn, "pct_final", pct_final, lo=0.0, hi=1.0)
@@ -173,7 +179,7 @@ def linear_onecycle_schedule(
         raise ValueError(f"{fn}: `pct_final` must be >= `pct_start` = {pct_start!r}, got {pct_final!r}.")
     check_positive(fn, "div_factor", div_factor)
     check_positive(fn, "final_div_factor", final_div_factor)
-    dtype = _value_dtype(transition_steps, peak_value, pct_start, pct_final, div_factor, final_div_factor)
+    dtype = value_dtype(transition_steps, peak_value, pct_start, pct_final, div_factor, final_div_factor)
     n = transition_steps
     if isinstance(n, int) and isinstance(pct_start, (int, float)) and isinstance(pct_final, (int, float)):
         b1, b2 = int(pct_start * n), int(pct_final * n)
@@ -214,12 +220,12 @@ def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
     fn = "warmup_constant_schedule"
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "peak_value", peak_value)
-    warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
-    dtype = _value_dtype(init_value, peak_value, warmup_steps)
-    return _join(
+    warmup_steps = check_steps(fn, "warmup_steps", warmup_steps)
+    dtype = value_dtype(init_value, peak_value, warmup_steps)
+    return join_builder(
         [
-            _polynomial(init_value, peak_value, 1, warmup_steps, 0),
-            lambda count: _broadcast(peak_value, count, dtype),
+            polynomial_builder(init_value, peak_value, 1, warmup_steps, 0),
+            lambda count: broadcast_value(peak_value, count, dtype),
         ],
         [warmup_steps],
     )
@@ -277,9 +283,9 @@ def warmup_stable_decay_schedule(
     """
     fn = "warmup_stable_decay_schedule"
     check_scalar(fn, "peak_value", peak_value)
-    total_steps = _steps(fn, "total_steps", total_steps, positive=True)
-    warmup_steps = _steps(fn, "warmup_steps", warmup_steps)
-    decay_steps = _steps(fn, "decay_steps", decay_steps)
+    total_steps = check_steps(fn, "total_steps", total_steps, positive=True)
+    warmup_steps = check_steps(fn, "warmup_steps", warmup_steps)
+    decay_steps = check_steps(fn, "decay_steps", decay_steps)
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "end_value", end_value)
     kind = _choice(fn, "decay_type", decay_type, _DECAY_TYPES)
@@ -289,12 +295,12 @@ def warmup_stable_decay_schedule(
             f"{fn}: `warmup_steps + decay_steps` must be <= `total_steps` = {total_steps!r}, "
             f"got {warmup_steps!r} + {decay_steps!r}."
         )
-    dtype = _value_dtype(peak_value, total_steps, warmup_steps, decay_steps, init_value, end_value)
-    warmup = _polynomial(init_value, peak_value, 1, warmup_steps, 0)
+    dtype = value_dtype(peak_value, total_steps, warmup_steps, decay_steps, init_value, end_value)
+    warmup = polynomial_builder(init_value, peak_value, 1, warmup_steps, 0)
 
     def schedule(count):
-        t = _time(count, dtype)
-        p, e = _broadcast(peak_value, t, dtype), _broadcast(end_value, t, dtype)
+        t = as_time(count, dtype)
+        p, e = broadcast_value(peak_value, t, dtype), broadcast_value(end_value, t, dtype)
         n_, w_, d_ = hp(total_steps, dtype), hp(warmup_steps, dtype), hp(decay_steps, dtype)
         start = n_ - d_
         s = jnp.clip((t - start) / jnp.maximum(d_, 1), 0, 1)

@@ -43,7 +43,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
-def _value_dtype(*values: Any) -> np.dtype:
+def value_dtype(*values: Any) -> np.dtype:
     """float32, or a wider float dtype if some array hyperparameter has one."""
     dtype = np.dtype(np.float32)
     for v in values:
@@ -55,12 +55,12 @@ def _value_dtype(*values: Any) -> np.dtype:
     return dtype
 
 
-def _time(count: Any, dtype) -> jax.Array:
+def as_time(count: Any, dtype) -> jax.Array:
     """The step count as a float array (explicit cast: strict-promotion safe)."""
     return jnp.asarray(count).astype(dtype)
 
 
-def _steps(fn: str, name: str, value: Any, *, positive: bool = False, integer: bool = True) -> Any:
+def check_steps(fn: str, name: str, value: Any, *, positive: bool = False, integer: bool = True) -> Any:
     """Validate a step argument; concrete values come back as Python numbers, tracers as is."""
     check_scalar(fn, name, value, lo=0.0, lo_open=positive, integer=integer)
     x = concrete_scalar(value)
@@ -88,20 +88,20 @@ def _floor_div(x: jax.Array, y: Any) -> jax.Array:
     return jnp.where(q * y > x, q - 1, q)
 
 
-def _broadcast(value: Any, count: Any, dtype) -> jax.Array:
+def broadcast_value(value: Any, count: Any, dtype) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(hp(value, dtype), dtype), jnp.shape(count))
 
 
 # ------------------------------------------------------------------ internal builders
 # Unvalidated builders, shared with the composite schedules (which validate themselves).
-def _polynomial(init_value, end_value, power, transition_steps, transition_begin) -> Schedule:
-    dtype = _value_dtype(init_value, end_value, power, transition_steps, transition_begin)
+def polynomial_builder(init_value, end_value, power, transition_steps, transition_begin) -> Schedule:
+    dtype = value_dtype(init_value, end_value, power, transition_steps, transition_begin)
     if isinstance(transition_steps, (int, float)) and transition_steps == 0:
-        return lambda count: _broadcast(init_value, count, dtype)
+        return lambda count: broadcast_value(init_value, count, dtype)
     traced_steps = not isinstance(transition_steps, (int, float))
 
     def schedule(count):
-        t = _time(count, dtype)
+        t = as_time(count, dtype)
         i, e, p = hp(init_value, dtype), hp(end_value, dtype), hp(power, dtype)
         n, b = hp(transition_steps, dtype), hp(transition_begin, dtype)
         if traced_steps:  # `transition_steps = 0` means "constant init_value"
@@ -120,12 +120,12 @@ def _polynomial(init_value, end_value, power, transition_steps, transition_begin
     return schedule
 
 
-def _exponential(init_value, transition_steps, decay_rate, transition_begin, staircase, end_value):
-    dtype = _value_dtype(init_value, transition_steps, decay_rate, transition_begin, end_value)
+def exponential_builder(init_value, transition_steps, decay_rate, transition_begin, staircase, end_value):
+    dtype = value_dtype(init_value, transition_steps, decay_rate, transition_begin, end_value)
     concrete_rate = concrete_scalar(decay_rate)
 
     def schedule(count):
-        t = _time(count, dtype)
+        t = as_time(count, dtype)
         i, r = hp(init_value, dtype), hp(decay_rate, dtype)
         elapsed = t - hp(transition_begin, dtype)
         n = hp(transition_steps, dtype)
@@ -142,12 +142,12 @@ def _exponential(init_value, transition_steps, decay_rate, transition_begin, sta
     return schedule
 
 
-def _cosine(init_value, decay_steps, alpha, exponent) -> Schedule:
-    dtype = _value_dtype(init_value, decay_steps, alpha, exponent)
+def cosine_builder(init_value, decay_steps, alpha, exponent) -> Schedule:
+    dtype = value_dtype(init_value, decay_steps, alpha, exponent)
 
     def schedule(count):
         n = hp(decay_steps, dtype)
-        t = jnp.minimum(_time(count, dtype), n)
+        t = jnp.minimum(as_time(count, dtype), n)
         a, x = hp(alpha, dtype), hp(exponent, dtype)
         cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / n))
         return hp(init_value, dtype) * ((1 - a) * cosine**x + a)
@@ -171,8 +171,8 @@ def constant_schedule(value) -> Schedule:
         Array([0.5, 0.5, 0.5], dtype=float32)
     """
     check_scalar("constant_schedule", "value", value)
-    dtype = _value_dtype(value)
-    return lambda count: _broadcast(value, count, dtype)
+    dtype = value_dtype(value)
+    return lambda count: broadcast_value(value, count, dtype)
 
 
 def polynomial_schedule(init_value, end_value, power, transition_steps, transition_begin=0) -> Schedule:
@@ -207,9 +207,9 @@ def polynomial_schedule(init_value, end_value, power, transition_steps, transiti
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "end_value", end_value)
     check_positive(fn, "power", power)
-    transition_steps = _steps(fn, "transition_steps", transition_steps)
-    transition_begin = _steps(fn, "transition_begin", transition_begin)
-    return _polynomial(init_value, end_value, power, transition_steps, transition_begin)
+    transition_steps = check_steps(fn, "transition_steps", transition_steps)
+    transition_begin = check_steps(fn, "transition_begin", transition_begin)
+    return polynomial_builder(init_value, end_value, power, transition_steps, transition_begin)
 
 
 def linear_schedule(init_value, end_value, transition_steps, transition_begin=0) -> Schedule:
@@ -240,12 +240,12 @@ def linear_schedule(init_value, end_value, transition_steps, transition_begin=0)
     fn = "linear_schedule"
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "end_value", end_value)
-    transition_steps = _steps(fn, "transition_steps", transition_steps)
-    transition_begin = _steps(fn, "transition_begin", transition_begin)
-    return _polynomial(init_value, end_value, 1, transition_steps, transition_begin)
+    transition_steps = check_steps(fn, "transition_steps", transition_steps)
+    transition_begin = check_steps(fn, "transition_begin", transition_begin)
+    return polynomial_builder(init_value, end_value, 1, transition_steps, transition_begin)
 
 
-def _check_exponential(
+def check_exponential(
     fn,
     init_value,
     transition_steps,
@@ -256,9 +256,9 @@ def _check_exponential(
     init_name="init_value",
 ):
     check_scalar(fn, init_name, init_value)
-    transition_steps = _steps(fn, "transition_steps", transition_steps, positive=True)
+    transition_steps = check_steps(fn, "transition_steps", transition_steps, positive=True)
     check_positive(fn, "decay_rate", decay_rate)
-    transition_begin = _steps(fn, "transition_begin", transition_begin)
+    transition_begin = check_steps(fn, "transition_begin", transition_begin)
     staircase = _flag(fn, "staircase", staircase)
     if end_value is not None:
         check_scalar(fn, "end_value", end_value)
@@ -297,10 +297,10 @@ def exponential_decay(
         >>> sched(jnp.arange(6))
         Array([1. , 1. , 0.5, 0.5, 0.3, 0.3], dtype=float32)
     """
-    steps, begin, staircase = _check_exponential(
+    steps, begin, staircase = check_exponential(
         "exponential_decay", init_value, transition_steps, decay_rate, transition_begin, staircase, end_value
     )
-    return _exponential(init_value, steps, decay_rate, begin, staircase, end_value)
+    return exponential_builder(init_value, steps, decay_rate, begin, staircase, end_value)
 
 
 def inverse_time_decay(init_value, decay_rate, decay_steps, *, staircase=False) -> Schedule:
@@ -332,12 +332,12 @@ def inverse_time_decay(init_value, decay_rate, decay_steps, *, staircase=False) 
     fn = "inverse_time_decay"
     check_scalar(fn, "init_value", init_value)
     check_nonnegative(fn, "decay_rate", decay_rate)
-    decay_steps = _steps(fn, "decay_steps", decay_steps, positive=True, integer=False)
+    decay_steps = check_steps(fn, "decay_steps", decay_steps, positive=True, integer=False)
     staircase = _flag(fn, "staircase", staircase)
-    dtype = _value_dtype(init_value, decay_rate, decay_steps)
+    dtype = value_dtype(init_value, decay_rate, decay_steps)
 
     def schedule(count):
-        t, n = _time(count, dtype), hp(decay_steps, dtype)
+        t, n = as_time(count, dtype), hp(decay_steps, dtype)
         p = _floor_div(t, n) if staircase else t / n
         return hp(init_value, dtype) / (1 + hp(decay_rate, dtype) * p)
 
@@ -376,15 +376,15 @@ def piecewise_constant_schedule(init_value, boundaries_and_scales: Mapping | Non
         )
     pairs = []
     for step, scale in boundaries_and_scales.items():
-        step = _steps(fn, f"boundaries_and_scales` key `{step!r}", step)
+        step = check_steps(fn, f"boundaries_and_scales` key `{step!r}", step)
         check_nonnegative(fn, f"boundaries_and_scales[{step!r}]", scale)
         pairs.append((step, scale))
     pairs.sort(key=lambda kv: kv[0])
-    dtype = _value_dtype(init_value, *(s for _, s in pairs))
+    dtype = value_dtype(init_value, *(s for _, s in pairs))
 
     def schedule(count):
         t = jnp.asarray(count)
-        value = _broadcast(init_value, t, dtype)
+        value = broadcast_value(init_value, t, dtype)
         for step, scale in pairs:
             value = value * jnp.where(t >= step, jnp.asarray(hp(scale, dtype), dtype), jnp.ones((), dtype))
         return value
@@ -421,7 +421,7 @@ def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0) -> S
     """
     fn = "cosine_decay_schedule"
     check_scalar(fn, "init_value", init_value)
-    decay_steps = _steps(fn, "decay_steps", decay_steps, positive=True)
+    decay_steps = check_steps(fn, "decay_steps", decay_steps, positive=True)
     check_scalar(fn, "alpha", alpha)
     check_positive(fn, "exponent", exponent)
-    return _cosine(init_value, decay_steps, alpha, exponent)
+    return cosine_builder(init_value, decay_steps, alpha, exponent)

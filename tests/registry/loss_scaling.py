@@ -5,7 +5,7 @@ and ``growth_interval=2`` so that the scale grows within the four contract steps
 """
 
 import gradchain as gc
-from gradchain.transforms.loss_scaling import dynamic_loss_scaling
+from gradchain import dynamic_loss_scaling
 from tests.registry import Case
 
 CASES = [

@@ -5,7 +5,7 @@ import gradchain as gc
 from tests.registry import Case
 
 _sched = lambda c: 0.05 * 0.9 ** c.astype(jnp.float32)
-_not_bias = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+_not_bias = lambda p: jax.tree.map(lambda x: jnp.ndim(x) > 1, p)
 
 CASES = [
     Case("sgd", lambda: gc.sgd(0.1), traced=gc.sgd),

@@ -1,7 +1,6 @@
 import jax.numpy as jnp
 
-from gradchain.optimizers import adam_8bit
-from gradchain.transforms.quantized import scale_by_adam_8bit
+from gradchain import adam_8bit, scale_by_adam_8bit
 from tests.registry import Case
 
 # Traced values are dyadic (exact in float32, and so is 1 - value): a float32 tracer then

@@ -3,7 +3,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import gradchain as gc
-from gradchain.sharding import shard_state
+from gradchain import shard_state
 from tests.registry import Case
 
 # one device in the main test session: a 1-device mesh; tests/sharding_checks.py has 8

@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import EmptyState, GradientTransformation
-from gradchain._numerics import abs_sq, compute_dtype, hp, real_dtype, safe_increment, zero_count
+from gradchain._numerics import abs_sq, as_leaf, compute_dtype, hp, real_dtype, safe_increment, zero_count
 from gradchain._validate import (
     check_nonnegative,
     check_scalar,
     check_tree_match,
+    refuse_flat,
     require_params,
     schedule_value,
 )
@@ -47,6 +48,7 @@ def _safe_root(sum_sq: jax.Array, min_value) -> jax.Array:
 
 def _block_stat(x: jax.Array, min_value, *, mean: bool) -> jax.Array:
     """The L2 norm (or RMS) of one leaf in its real compute dtype, bounded below by ``min_value``."""
+    x = as_leaf(x)
     dt = compute_dtype(x.dtype)
     rdt = real_dtype(dt)
     sq = abs_sq(x.astype(dt)).astype(rdt)
@@ -55,6 +57,7 @@ def _block_stat(x: jax.Array, min_value, *, mean: bool) -> jax.Array:
 
 
 def _scale_leaf(u: jax.Array, factor: jax.Array) -> jax.Array:
+    u = as_leaf(u)
     dt = compute_dtype(u.dtype)
     return (u.astype(dt) * factor.astype(dt)).astype(u.dtype)
 
@@ -110,6 +113,7 @@ def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0) -> Gradie
         return jnp.where((p_norm == 0) | (u_norm == 0), jnp.ones_like(r), r)
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse_flat(fn, updates)
         del extra_args
         require_params(fn, params)
         check_tree_match(fn, updates, params, "`params`")
@@ -126,6 +130,7 @@ def _param_block_scaling(fn: str, min_scale, mean: bool) -> GradientTransformati
         return EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse_flat(fn, updates)
         del extra_args
         require_params(fn, params)
         check_tree_match(fn, updates, params, "`params`")
@@ -205,8 +210,16 @@ class FactoredState(NamedTuple):
     v_col: Any  # factored leaves: mean of g**2 over the second-largest axis; else None
     v: Any  # unfactored leaves: full second moment; else None
 
+    def reduced_axes(self, field: str, param_shape: tuple) -> int | None:
+        """The parameter axis that ``field``'s leaf for a ``param_shape`` parameter reduces
+        over (``None``: it has the parameter's shape), so that it can be sharded like it."""
+        axes = factored_axes(tuple(param_shape), True, 1)
+        if axes is None or field not in ("v_row", "v_col"):
+            return None
+        return axes[1] if field == "v_row" else axes[0]
 
-def _factored_axes(shape: tuple, factored: bool, min_dim_size_to_factor: int) -> tuple[int, int] | None:
+
+def factored_axes(shape: tuple, factored: bool, min_dim_size_to_factor: int) -> tuple[int, int] | None:
     """``(r, c)``: the second-largest and largest axes, if the leaf is factored."""
     if not factored or len(shape) < 2:
         return None
@@ -302,7 +315,7 @@ def scale_by_factored_rms(
     def init_fn(params):
         def leaf(p, which):
             shape, rdt = jnp.shape(p), real_dtype(jnp.result_type(p))
-            axes = _factored_axes(shape, factored, min_dim_size_to_factor)
+            axes = factored_axes(shape, factored, min_dim_size_to_factor)
             if which == "v":
                 return None if axes else jnp.zeros_like(p, dtype=rdt)
             if axes is None:
@@ -324,7 +337,7 @@ def scale_by_factored_rms(
         b = beta.astype(rdt)
         g_c = g.astype(dt)
         sq = abs_sq(g_c).astype(rdt) + hp(epsilon, rdt)
-        axes = _factored_axes(g.shape, factored, min_dim_size_to_factor)
+        axes = factored_axes(g.shape, factored, min_dim_size_to_factor)
         if axes is None:
             new_v = b * v.astype(rdt) + (1 - b) * sq
             scale = jax.lax.rsqrt(new_v.astype(v.dtype).astype(rdt))
@@ -340,6 +353,7 @@ def scale_by_factored_rms(
         return (g_c * scale.astype(dt)).astype(g.dtype), new_row, new_col, v
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse_flat(fn, updates)
         del params, extra_args
         check_tree_match(fn, updates, state.v)
         step = jnp.maximum(state.count - jnp.asarray(step_offset).astype(jnp.int32), 0)

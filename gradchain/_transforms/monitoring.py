@@ -14,9 +14,15 @@ import jax.numpy as jnp
 
 from gradchain._base import GradientTransformation
 from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
-from gradchain._tree import global_norm, stats_dtype
-from gradchain._validate import check_decay, check_nonnegative, check_positive, require_params, check_floating
-from gradchain.transforms.adaptive_clipping import _check_int
+from gradchain._tree import find_states, global_norm, stats_dtype, unwrap_variable
+from gradchain._validate import (
+    check_decay,
+    check_floating,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    require_params,
+)
 
 __all__ = ["GradientHealthState", "gradient_health", "health_report"]
 
@@ -108,7 +114,7 @@ def gradient_health(
     check_positive("gradient_health", "explode_factor", explode_factor)
     check_nonnegative("gradient_health", "vanish_threshold", vanish_threshold)
     check_decay("gradient_health", "decay", decay)
-    _check_int("gradient_health", "warmup_steps", warmup_steps, 0)
+    check_int("gradient_health", "warmup_steps", warmup_steps, 0)
 
     def init_fn(params):
         dt = stats_dtype(params)
@@ -147,7 +153,7 @@ def gradient_health(
                     ]
                 )
             )
-            bad = sum(jnp.sum(~jnp.isfinite(g)).astype(jnp.int32) for g in leaves)
+            bad = sum((jnp.sum(~jnp.isfinite(g)).astype(jnp.int32) for g in leaves), jnp.zeros([], jnp.int32))
             nonfinite = bad.astype(dt) / max(size, 1)
         else:
             max_abs = jnp.zeros([], dt)
@@ -181,12 +187,6 @@ def gradient_health(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _unwrap(x):
-    """The array inside ``x`` (a ``flax.nnx`` Variable has ``get_value``)."""
-    get = getattr(x, "get_value", None)
-    return get() if callable(get) else x
-
-
 def _key_name(entry) -> str:
     for attr in ("key", "name", "idx"):
         if hasattr(entry, attr):
@@ -195,7 +195,7 @@ def _key_name(entry) -> str:
 
 
 def _as_python(name: str, x) -> float | int | bool:
-    x = jax.device_get(_unwrap(x))
+    x = jax.device_get(unwrap_variable(x))
     if jnp.ndim(x) != 0:
         raise ValueError(
             f"health_report: field `{name}` has shape {jnp.shape(x)}, not a scalar; a batched "
@@ -240,9 +240,7 @@ def health_report(state: Any) -> dict[str, float | int | bool]:
         >>> report["step/count"]
         1
     """
-    is_health = lambda x: isinstance(x, GradientHealthState)
-    found, _ = jax.tree_util.tree_flatten_with_path(state, is_leaf=is_health)
-    found = [(path, s) for path, s in found if is_health(s)]
+    found = find_states(state, GradientHealthState)
     if not found:
         raise ValueError(
             f"health_report: no GradientHealthState in `state` (got {type(state).__name__}); "

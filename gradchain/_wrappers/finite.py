@@ -1,4 +1,5 @@
-"""Dynamic loss scaling for float16 training: `dynamic_loss_scaling`, `scale_loss`, `loss_scale`.
+"""Whether a step applies: `apply_if_finite` skips non-finite steps; `dynamic_loss_scaling`
+(with `scale_loss`, `loss_scale`) also scales the loss for float16 training.
 
 float16 has a narrow range (normal numbers from about 6.1e-5 to 65504): in a float16
 backward pass, small gradients flush to zero. Multiplying the loss by a large scale
@@ -28,15 +29,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradchain._base import GradientTransformation
-from gradchain._masking import _check_transformation
-from gradchain._numerics import compute_dtype, hp, safe_increment, zero_count
-from gradchain._numerics import cond as _cond
-from gradchain._tree import all_finite
-from gradchain._validate import check_scalar, concrete_scalar, check_floating
-from gradchain.transforms.monitoring import _unwrap
+from gradchain._base import GradientTransformation, as_transformation
+from gradchain._numerics import compute_dtype, cond, hp, safe_increment, zero_count
+from gradchain._tree import all_finite, find_states, unwrap_variable
+from gradchain._validate import check_floating, check_scalar, concrete_scalar
 
-__all__ = ["DynamicLossScaleState", "dynamic_loss_scaling", "loss_scale", "scale_loss"]
+__all__ = [
+    "ApplyIfFiniteState",
+    "DynamicLossScaleState",
+    "apply_if_finite",
+    "dynamic_loss_scaling",
+    "loss_scale",
+    "scale_loss",
+]
 
 _FN = "dynamic_loss_scaling"
 
@@ -133,7 +138,7 @@ def dynamic_loss_scaling(
     References:
         Micikevicius et al., "Mixed Precision Training", ICLR 2018.
     """
-    inner = _check_transformation(_FN, "inner", inner)
+    inner = as_transformation(_FN, "inner", inner)
     for name, value in (("initial_scale", initial_scale), ("min_scale", min_scale), ("max_scale", max_scale)):
         _check_finite_scale(name, value)
     check_scalar(_FN, "growth_interval", growth_interval, lo=1, integer=True)
@@ -183,7 +188,7 @@ def dynamic_loss_scaling(
         def skip(inner_state):
             return jax.tree.map(jnp.zeros_like, updates), inner_state
 
-        updates, inner_state = _cond(finite, apply, skip, state.inner_state)
+        updates, inner_state = cond(finite, apply, skip, state.inner_state)
         good = jnp.where(finite, safe_increment(state.good_steps), zero_count())
         grow = good >= interval
         grown = jnp.minimum(scale * hp(growth_factor, f32), hp(max_scale, f32))
@@ -201,8 +206,7 @@ def dynamic_loss_scaling(
 
 
 def _find_state(fn: str, state: Any) -> DynamicLossScaleState:
-    is_dls = lambda x: isinstance(x, DynamicLossScaleState)
-    found = [s for s in jax.tree.leaves(state, is_leaf=is_dls) if is_dls(s)]
+    found = [s for _, s in find_states(state, DynamicLossScaleState)]
     if len(found) != 1:
         what = "no DynamicLossScaleState" if not found else f"{len(found)} DynamicLossScaleStates"
         raise ValueError(
@@ -233,7 +237,7 @@ def loss_scale(state: Any) -> jax.Array:
         >>> gradchain.loss_scale(tx.init(jnp.zeros(2)))
         Array(256., dtype=float32)
     """
-    return jnp.asarray(_unwrap(_find_state("loss_scale", state).scale))
+    return jnp.asarray(unwrap_variable(_find_state("loss_scale", state).scale))
 
 
 def scale_loss(loss: Any, state: Any) -> jax.Array:
@@ -260,7 +264,77 @@ def scale_loss(loss: Any, state: Any) -> jax.Array:
         >>> gradchain.scale_loss(jnp.asarray(0.5, jnp.float16), state)
         Array(4., dtype=float16)
     """
-    scale = jnp.asarray(_unwrap(_find_state("scale_loss", state).scale))
+    scale = jnp.asarray(unwrap_variable(_find_state("scale_loss", state).scale))
     loss = jnp.asarray(loss)
     dt = compute_dtype(loss.dtype)
     return (loss.astype(dt) * scale.astype(dt)).astype(loss.dtype)
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """State of `apply_if_finite`."""
+
+    notfinite_count: jax.Array  # int32 scalar: consecutive non-finite steps (0 after a finite one)
+    last_finite: jax.Array  # bool scalar: whether the latest updates were all finite
+    total_notfinite: jax.Array  # int32 scalar: non-finite steps since init (never reset)
+    inner_state: Any
+
+
+def apply_if_finite(inner: GradientTransformation, max_consecutive_errors) -> GradientTransformation:
+    """Skip steps whose incoming updates hold a NaN or Inf, up to a limit.
+
+    A step with non-finite updates returns zeros and leaves ``inner``'s state as it
+    was; after more than ``max_consecutive_errors`` such steps in a row the wrapper
+    gives up and applies ``inner`` anyway (as Optax does)::
+
+        finite_t = all(isfinite(g_t))
+        n_t = 0  if finite_t  else  n_{t-1} + 1
+        u_t, s_t = inner(g_t, s_{t-1})  if finite_t or n_t > max_consecutive_errors
+                   else  (0, s_{t-1})
+
+    Args:
+        inner: The transformation to guard.
+        max_consecutive_errors: An integer ``>= 0``: how many non-finite steps in a row
+            are skipped.
+
+    Returns:
+        A `GradientTransformation` with state `ApplyIfFiniteState(notfinite_count,
+        last_finite, total_notfinite, inner_state)`.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.apply_if_finite(gradchain.scale(-0.1), 2)
+        >>> u, state = tx.update(jnp.array([1.0, jnp.nan]), tx.init(jnp.zeros(2)))
+        >>> u, int(state.notfinite_count), bool(state.last_finite)
+        (Array([0., 0.], dtype=float32), 1, False)
+    """
+    inner = as_transformation("apply_if_finite", "inner", inner)
+    check_scalar("apply_if_finite", "max_consecutive_errors", max_consecutive_errors, lo=0, integer=True)
+
+    def init_fn(params):
+        return ApplyIfFiniteState(
+            notfinite_count=zero_count(),
+            last_finite=jnp.ones([], jnp.bool_),
+            total_notfinite=zero_count(),
+            inner_state=inner.init(params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        check_floating("apply_if_finite", updates)
+        finite = all_finite(updates)
+        notfinite_count = jnp.where(finite, zero_count(), safe_increment(state.notfinite_count))
+        limit = max_consecutive_errors
+        if not isinstance(limit, int):
+            limit = jnp.asarray(limit).astype(jnp.int32)
+        apply = finite | (notfinite_count > limit)
+
+        def do_update(inner_state):
+            return inner.update(updates, inner_state, params, **extra_args)
+
+        def skip(inner_state):
+            return jax.tree.map(jnp.zeros_like, updates), inner_state
+
+        updates, inner_state = cond(apply, do_update, skip, state.inner_state)
+        total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
+        return updates, ApplyIfFiniteState(notfinite_count, finite, total, inner_state)
+
+    return GradientTransformation(init_fn, update_fn)

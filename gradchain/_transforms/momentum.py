@@ -11,22 +11,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from gradchain._base import GradientTransformation
-from gradchain._numerics import (
-    as_leaf,
-    bias_correction_power,
-    compute_dtype,
-    hp,
-    leaf_dtype,
-    promote,
-    real_dtype,
-    safe_increment,
-    zero_count,
-)
-from gradchain._validate import check_decay, check_dtype, check_scalar, check_tree_match
+from gradchain._kit import Compute, map_leaves, zeros_like_params
+from gradchain._numerics import bias_correction_power, hp, real_dtype, safe_increment, zero_count
+from gradchain._validate import canonical_dtype, check_decay, check_flag, check_scalar, check_tree_match
 
 __all__ = ["EmaState", "TraceState", "ema", "trace"]
 
@@ -42,36 +31,6 @@ class EmaState(NamedTuple):
 
     count: jax.Array  # int32 scalar: steps taken
     ema: Any  # per-param tree: the moving average, in `accumulator_dtype` or the param dtype
-
-
-def _check_flag(fn: str, name: str, value: Any) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: `{name}` must be a bool, got {value!r}.")
-
-
-def _canonical_dtype(fn: str, name: str, dtype: Any):
-    check_dtype(fn, name, dtype)
-    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
-
-
-def _zeros(params: Any, dtype) -> Any:
-    return jax.tree.map(
-        lambda p: jnp.zeros_like(as_leaf(p), dtype=leaf_dtype(p) if dtype is None else dtype), params
-    )
-
-
-def _dt(*xs) -> np.dtype:
-    """The dtype in which leaves ``xs`` are combined: their promoted dtype, at least float32."""
-    return compute_dtype(promote(*[x.dtype for x in xs]))
-
-
-def _map_unzip(fn, n: int, tree: Any, *rest: Any) -> tuple:
-    """Map ``fn`` (returning an ``n``-tuple) over the leaves; return ``n`` trees like ``tree``."""
-    leaves, treedef = jax.tree.flatten(tree)
-    leaves = [as_leaf(x) for x in leaves]
-    rest_leaves = [treedef.flatten_up_to(r) for r in rest]
-    outs = [fn(*xs) for xs in zip(leaves, *rest_leaves)]
-    return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
 
 
 def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
@@ -109,14 +68,14 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> Gradi
         learning", ICML 2013.
     """
     check_scalar("trace", "decay", decay, lo=0.0, hi=1.0)  # 1: a running sum, as Optax allows
-    _check_flag("trace", "nesterov", nesterov)
-    accumulator_dtype = _canonical_dtype("trace", "accumulator_dtype", accumulator_dtype)
+    check_flag("trace", "nesterov", nesterov)
+    accumulator_dtype = canonical_dtype("trace", "accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return TraceState(trace=_zeros(params, accumulator_dtype))
+        return TraceState(trace=zeros_like_params(params, accumulator_dtype))
 
     def leaf(g, t):
-        dt = _dt(g, t)
+        dt = Compute(g, t).dt
         d = hp(decay, dt)
         x = g.astype(dt)
         new_t = x + d * t.astype(dt)
@@ -126,7 +85,7 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Any = None) -> Gradi
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("trace", updates, state.trace)
-        new_updates, new_trace = _map_unzip(leaf, 2, updates, state.trace)
+        new_updates, new_trace = map_leaves(leaf, updates, state.trace)
         return new_updates, TraceState(trace=new_trace)
 
     return GradientTransformation(init_fn, update_fn)
@@ -162,11 +121,11 @@ def ema(decay, debias: bool = True, accumulator_dtype: Any = None) -> GradientTr
         Array([2., 4.], dtype=float32)
     """
     check_decay("ema", "decay", decay)
-    _check_flag("ema", "debias", debias)
-    accumulator_dtype = _canonical_dtype("ema", "accumulator_dtype", accumulator_dtype)
+    check_flag("ema", "debias", debias)
+    accumulator_dtype = canonical_dtype("ema", "accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return EmaState(count=zero_count(), ema=_zeros(params, accumulator_dtype))
+        return EmaState(count=zero_count(), ema=zeros_like_params(params, accumulator_dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -174,7 +133,7 @@ def ema(decay, debias: bool = True, accumulator_dtype: Any = None) -> GradientTr
         count = safe_increment(state.count)
 
         def leaf(g, e):
-            dt = _dt(g, e)
+            dt = Compute(g, e).dt
             d = hp(decay, dt)
             new_e = (1 - d) * g.astype(dt) + d * e.astype(dt)
             u = new_e
@@ -183,7 +142,7 @@ def ema(decay, debias: bool = True, accumulator_dtype: Any = None) -> GradientTr
                 u = new_e / (1 - bias_correction_power(decay, count, rdt)).astype(dt)
             return u.astype(g.dtype), new_e.astype(e.dtype)
 
-        new_updates, new_ema = _map_unzip(leaf, 2, updates, state.ema)
+        new_updates, new_ema = map_leaves(leaf, updates, state.ema)
         return new_updates, EmaState(count=count, ema=new_ema)
 
     return GradientTransformation(init_fn, update_fn)

@@ -89,7 +89,7 @@ class FlatLayout:
     def num_leaves(self) -> int:
         return len(self.shapes)
 
-    def ravel(self, tree: Any) -> dict:
+    def ravel(self, tree: Any) -> FlatBuffers:
         """The flat buffers of ``tree``, which must have this layout's structure, shapes and dtypes.
 
         Args:
@@ -106,7 +106,7 @@ class FlatLayout:
                 f"  tree:      {treedef}\n"
                 f"  expected:  {self.treedef}"
             )
-        out = {}
+        out = FlatBuffers()
         for k, idx in self.groups.items():
             parts = []
             for i in idx:
@@ -119,7 +119,7 @@ class FlatLayout:
                     )
                 parts.append(jnp.ravel(leaf))
             out[k] = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
-        return out
+        return FlatBuffers(sorted(out.items()))
 
     def unravel(self, flat: dict) -> Any:
         """The pytree whose leaves are the slices of ``flat`` (the inverse of `ravel`).
@@ -159,7 +159,32 @@ class FlatLayout:
         return f"FlatLayout({groups})"
 
 
-def ravel_by_dtype(tree: Any) -> tuple[dict, FlatLayout]:
+class FlatBuffers(dict):
+    """The flat buffers of `ravel_by_dtype`: a dict from dtype name to a 1-D array.
+
+    A pytree like a dict (keys sorted), of its own type so that a transformation that
+    acts on each parameter separately (per-leaf norms, factored moments, masks built
+    from the parameters) can tell it is given dtype buffers instead of layers, and
+    refuse them with an error that says to wrap it in `unraveled`.
+    """
+
+    gradchain_flat_buffers = True
+
+
+def _flatten_with_keys(d: FlatBuffers):
+    keys = tuple(sorted(d))
+    return [(jax.tree_util.DictKey(k), d[k]) for k in keys], keys
+
+
+jax.tree_util.register_pytree_with_keys(
+    FlatBuffers,
+    _flatten_with_keys,
+    lambda keys, values: FlatBuffers(zip(keys, values)),
+    lambda d: ([d[k] for k in sorted(d)], tuple(sorted(d))),
+)
+
+
+def ravel_by_dtype(tree: Any) -> tuple[FlatBuffers, FlatLayout]:
     """Pack a pytree into one flat 1-D buffer per dtype.
 
     Unlike `jax.flatten_util.ravel_pytree`, dtypes are never promoted: a model with

@@ -13,17 +13,26 @@ Two tools, for two situations:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation, as_transformation
-from gradchain._numerics import compute_dtype, cond, safe_increment, zero_count
+from gradchain._numerics import abs_sq, compute_dtype, cond, hp, safe_increment, zero_count
+from gradchain._tree import find_states, stats_dtype, unwrap_variable
 from gradchain._validate import check_dtype, check_scalar, check_tree_match
 
-__all__ = ["AccumulateGradientsState", "accumulate_gradients", "microbatched_value_and_grad"]
+__all__ = [
+    "AccumulateGradientsState",
+    "ShouldSkipUpdateFunction",
+    "accumulate_gradients",
+    "has_updated",
+    "microbatched_value_and_grad",
+    "skip_large_updates",
+    "skip_not_finite",
+]
 
 
 class AccumulateGradientsState(NamedTuple):
@@ -33,6 +42,98 @@ class AccumulateGradientsState(NamedTuple):
     gradient_step: jax.Array  # int32 scalar: inner steps taken (the argument of an every_k schedule)
     inner_state: Any  # the wrapped transformation's state, advanced on inner steps only
     acc_grads: Any  # per-param tree: running mean (or sum) of the accumulated gradients
+    skip_state: Any  # what `should_skip_update_fn` returned last (`()` without one)
+    emitted: jax.Array  # bool scalar: whether the latest call stepped the inner transformation
+
+
+class ShouldSkipUpdateFunction(Protocol):
+    """The type of `accumulate_gradients`' ``should_skip_update_fn`` (Optax's name).
+
+    ``fn(updates, gradient_step, params) -> (should_skip, skip_state)``: a bool scalar
+    array (True: ignore this call's updates, as if the call never happened) and a
+    pytree of arrays to store in ``state.skip_state`` (for logging), of the same
+    structure, shapes and dtypes on every call.
+    """
+
+    def __call__(self, updates: Any, gradient_step: jax.Array, params: Any) -> tuple[jax.Array, Any]: ...
+
+
+def _no_skip(updates, gradient_step, params):
+    del updates, gradient_step, params
+    return jnp.zeros([], jnp.bool_), ()
+
+
+def skip_not_finite(updates: Any, gradient_step: Any, params: Any) -> tuple[jax.Array, dict]:
+    """A ``should_skip_update_fn`` for `accumulate_gradients`: skip updates holding a NaN or Inf.
+
+    Over all leaves ``g`` of ``updates``::
+
+        num_not_finite = sum(count(not isfinite(g)))
+        should_skip = num_not_finite > 0
+
+    Args:
+        updates: The updates (gradients) of one call.
+        gradient_step: Unused (the signature of `ShouldSkipUpdateFunction`).
+        params: Unused.
+
+    Returns:
+        ``(should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite})``,
+        a bool scalar and an int32 count.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> skip, info = gradchain.skip_not_finite({"a": jnp.array([1.0, jnp.nan, jnp.inf])}, 0, None)
+        >>> bool(skip), int(info["num_not_finite"])
+        (True, 2)
+    """
+    del gradient_step, params
+    num = zero_count()
+    for g in jax.tree.leaves(updates):
+        g = jnp.asarray(g)
+        if jnp.issubdtype(g.dtype, jnp.inexact):
+            num = num + jnp.sum(~jnp.isfinite(g), dtype=jnp.int32)
+    should_skip = num > 0
+    return should_skip, {"should_skip": should_skip, "num_not_finite": num}
+
+
+def skip_large_updates(
+    updates: Any, gradient_step: Any, params: Any, max_squared_norm
+) -> tuple[jax.Array, dict]:
+    """A ``should_skip_update_fn`` for `accumulate_gradients`: skip updates of a large norm.
+
+    Bind ``max_squared_norm`` with ``functools.partial``. Over all leaves ``g``::
+
+        norm_squared = sum over leaves of sum(|g|**2)
+        should_skip = not (norm_squared < max_squared_norm)      (so NaN is skipped too)
+
+    The squares are summed in at least float32 (Optax sums a bfloat16 tree in bfloat16,
+    and squares complex entries without ``abs``).
+
+    Args:
+        updates: The updates (gradients) of one call.
+        gradient_step: Unused (the signature of `ShouldSkipUpdateFunction`).
+        params: Unused.
+        max_squared_norm: The largest accepted squared global norm.
+
+    Returns:
+        ``(should_skip, {"should_skip": should_skip, "norm_squared": norm_squared})``.
+
+    Examples:
+        >>> import functools, jax.numpy as jnp, gradchain
+        >>> skip = functools.partial(gradchain.skip_large_updates, max_squared_norm=10.0)
+        >>> should_skip, info = skip(jnp.array([3.0, 4.0]), 0, None)
+        >>> bool(should_skip), info["norm_squared"]
+        (True, Array(25., dtype=float32))
+    """
+    del gradient_step, params
+    check_scalar("skip_large_updates", "max_squared_norm", max_squared_norm, allow_inf=True)
+    leaves = [jnp.asarray(g) for g in jax.tree.leaves(updates)]
+    dt = stats_dtype(leaves)
+    norm_sq = jnp.zeros([], dt)
+    for g in leaves:
+        norm_sq = norm_sq + jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(dt)
+    should_skip = ~(norm_sq < hp(max_squared_norm, dt))
+    return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}
 
 
 def accumulate_gradients(
@@ -41,6 +142,7 @@ def accumulate_gradients(
     *,
     use_grad_mean: bool = True,
     accumulator_dtype: Any = None,
+    should_skip_update_fn: ShouldSkipUpdateFunction | None = None,
 ) -> GradientTransformation:
     """Accumulate ``k`` gradients, then step ``inner`` once on their mean (Optax's ``MultiSteps``).
 
@@ -57,6 +159,11 @@ def accumulate_gradients(
     Averaging ``k`` equal-sized micro-batch gradients gives the full-batch gradient,
     so ``k`` calls equal one step on the concatenated batch.
 
+    With ``should_skip_update_fn`` (e.g. `skip_not_finite`), a call whose updates it
+    rejects returns zeros and changes nothing but ``state.skip_state``: it is as if
+    the call never happened. `has_updated` says whether the latest call stepped
+    ``inner`` (Optax's ``MultiSteps.has_updated``).
+
     Args:
         inner: The transformation (optimizer) to step on the accumulated gradients.
         every_k: An integer ``>= 1``, or a schedule ``gradient_step -> int`` (values
@@ -64,11 +171,15 @@ def accumulate_gradients(
         use_grad_mean: Average the gradients (default); if False, sum them.
         accumulator_dtype: Dtype of the accumulator; default: each parameter's dtype,
             at least float32 (so bfloat16 gradients are accumulated in float32).
+        should_skip_update_fn: ``None``, or ``fn(updates, gradient_step, params) ->
+            (should_skip, skip_state)`` (see `ShouldSkipUpdateFunction`): calls it
+            rejects are ignored. It is also called once by ``init``, on zeros shaped
+            like the parameters, to build ``state.skip_state``.
 
     Returns:
         A `GradientTransformation` with state `AccumulateGradientsState(mini_step,
-        gradient_step, inner_state, acc_grads)`; ``state.mini_step == 0`` after a call
-        means that call stepped ``inner``.
+        gradient_step, inner_state, acc_grads, skip_state, emitted)`; ``emitted`` (read
+        it with `has_updated`) says whether the latest call stepped ``inner``.
 
     Examples:
         >>> import jax.numpy as jnp, gradchain
@@ -85,6 +196,26 @@ def accumulate_gradients(
     check_dtype(fn, "accumulator_dtype", accumulator_dtype)
     if not isinstance(use_grad_mean, (bool, np.bool_)):
         raise TypeError(f"{fn}: `use_grad_mean` must be a bool, got {use_grad_mean!r}.")
+    if should_skip_update_fn is None:
+        should_skip_update_fn = _no_skip
+    elif not callable(should_skip_update_fn):
+        raise TypeError(
+            f"{fn}: `should_skip_update_fn` must be callable or None, got {should_skip_update_fn!r}."
+        )
+
+    def should_skip(updates, gradient_step, params):
+        out = should_skip_update_fn(updates, gradient_step, params)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(
+                f"{fn}: `should_skip_update_fn` must return a pair (should_skip, skip_state), got {out!r}."
+            )
+        skip = jnp.asarray(out[0])
+        if skip.dtype != jnp.bool_ or skip.shape != ():
+            raise ValueError(
+                f"{fn}: `should_skip_update_fn` must return a bool scalar as `should_skip`, got an "
+                f"array of dtype {skip.dtype} and shape {skip.shape}."
+            )
+        return skip, out[1]
 
     def acc_dtype(x):
         return (
@@ -94,15 +225,33 @@ def accumulate_gradients(
         )
 
     def init_fn(params):
+        _, skip_state = should_skip(jax.tree.map(jnp.zeros_like, params), zero_count(), params)
         return AccumulateGradientsState(
             mini_step=zero_count(),
             gradient_step=zero_count(),
             inner_state=inner.init(params),
             acc_grads=jax.tree.map(lambda p: jnp.zeros_like(p, dtype=acc_dtype(p)), params),
+            skip_state=skip_state,
+            emitted=jnp.zeros([], jnp.bool_),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
         check_tree_match(fn, updates, state.acc_grads, "the accumulator `state.acc_grads`")
+        if should_skip_update_fn is _no_skip:
+            return accumulate_step(updates, state, params, extra_args)
+        skip, skip_state = should_skip(updates, state.gradient_step, params)
+
+        def skipped(updates, state):
+            zeros = jax.tree.map(jnp.zeros_like, updates)
+            return zeros, state._replace(skip_state=skip_state, emitted=jnp.zeros([], jnp.bool_))
+
+        def accepted(updates, state):
+            new_updates, new_state = accumulate_step(updates, state, params, extra_args)
+            return new_updates, new_state._replace(skip_state=skip_state)
+
+        return cond(skip, skipped, accepted, updates, state)
+
+    def accumulate_step(updates, state, params, extra_args):
         k = every_k(state.gradient_step) if callable(every_k) else every_k
         k = k if isinstance(k, int) else jnp.asarray(k).astype(jnp.int32)
         n = state.mini_step
@@ -131,9 +280,50 @@ def accumulate_gradients(
             gradient_step=jnp.where(emit, safe_increment(state.gradient_step), state.gradient_step),
             inner_state=inner_state,
             acc_grads=acc,
+            skip_state=state.skip_state,
+            emitted=jnp.asarray(emit),
         )
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def has_updated(state: Any) -> jax.Array:
+    """Whether the latest call of an `accumulate_gradients` transformation stepped its inner one.
+
+    Optax's ``MultiSteps.has_updated``, which reads ``mini_step == 0 and gradient_step
+    > 0``: that is also True after a call that ``should_skip_update_fn`` rejected right
+    after an inner step; gradchain keeps the answer in ``state.emitted`` instead.
+
+    Args:
+        state: An `AccumulateGradientsState`, or any state holding exactly one (a
+            `chain`/`named_chain` state, a ``flax.nnx.Optimizer``'s ``opt_state``).
+
+    Returns:
+        A bool scalar array: True iff the latest ``update`` returned ``inner``'s updates
+        (False for a freshly initialised state).
+
+    Raises:
+        ValueError: If ``state`` holds no `AccumulateGradientsState`, or several.
+
+    Examples:
+        >>> import jax.numpy as jnp, gradchain
+        >>> tx = gradchain.accumulate_gradients(gradchain.sgd(0.1), 2)
+        >>> state = tx.init(jnp.zeros(1))
+        >>> for g in (1.0, 3.0):
+        ...     _, state = tx.update(jnp.array([g]), state)
+        ...     print(bool(gradchain.has_updated(state)))
+        False
+        True
+    """
+    found = [s for _, s in find_states(state, AccumulateGradientsState)]
+    if len(found) != 1:
+        what = "no AccumulateGradientsState" if not found else f"{len(found)} AccumulateGradientsStates"
+        raise ValueError(
+            f"has_updated: `state` must hold exactly one AccumulateGradientsState, got {what} in a "
+            f"{type(state).__name__}; pass the state of a transformation built with "
+            "`gradchain.accumulate_gradients(...)`" + ("." if not found else ", or the one you mean.")
+        )
+    return jnp.asarray(unwrap_variable(found[0].emitted))
 
 
 def microbatched_value_and_grad(
@@ -199,14 +389,14 @@ def microbatched_value_and_grad(
             f"{fn}: every leaf of `batch` must share one leading (batch) axis, got leading sizes "
             f"{[jnp.shape(x)[0] if jnp.ndim(x) else 'scalar' for x in leaves]}."
         )
-    size = sizes.pop()
+    size: int = int(sizes.pop() or 0)
     if size % n:
         raise ValueError(
             f"{fn}: the batch size {size} must be divisible by `num_microbatches`, got {n} "
             f"(a remainder of {size % n}); drop or pad examples, or pick a divisor of {size}."
         )
     value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
-    micro = jax.tree.map(lambda x: jnp.reshape(x, (n, size // n) + jnp.shape(x)[1:]), batch)
+    micro = jax.tree.map(lambda x: jnp.reshape(x, (n, size // n, *jnp.shape(x)[1:])), batch)
     first = jax.tree.map(lambda x: x[0], micro)
     out_shape = jax.eval_shape(value_and_grad, params, first)
     (loss_shape, _), grad_shape = out_shape if has_aux else ((out_shape[0], None), out_shape[1])

@@ -43,9 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from gradchain._base import GradientTransformation
-from gradchain._masking import _check_transformation
-from gradchain.transforms.layerwise import FactoredState, _factored_axes
+from gradchain._base import GradientTransformation, as_transformation
 
 __all__ = ["shard_state", "state_shardings"]
 
@@ -130,8 +128,8 @@ def _replicated(fn: str, mesh, shardings: list) -> Sharding:
 
 
 def _entries(spec: PartitionSpec, ndim: int) -> tuple:
-    spec = tuple(spec)
-    return spec + (None,) * (ndim - len(spec))
+    entries = tuple(spec)
+    return entries + (None,) * (ndim - len(entries))
 
 
 def _axes_in(entries) -> set:
@@ -167,7 +165,7 @@ def _add_zero_axis(entries: tuple, shape: tuple, axis, size: int) -> tuple:
         return entries
     for i, (e, n) in enumerate(zip(entries, shape)):
         if e is None and n > 0 and n % size == 0:
-            return entries[:i] + (axis,) + entries[i + 1 :]
+            return (*entries[:i], axis, *entries[i + 1 :])
     return entries  # cannot be split evenly: stays as it is (replicated along `axis`)
 
 
@@ -212,6 +210,7 @@ def _assign(fn: str, state: Any, params: Any, shardings: list, zero_axis) -> Any
             if replicated is None:
                 replicated = _replicated(fn, mesh, shardings)
             return replicated
+        assert mesh is not None  # a spec naming mesh axes only arises from NamedShardings
         return NamedSharding(mesh, PartitionSpec(*spec))
 
     def per_param(x, p_shape, p_sharding, drop=None) -> Sharding:
@@ -221,20 +220,25 @@ def _assign(fn: str, state: Any, params: Any, shardings: list, zero_axis) -> Any
             spec = _add_zero_axis(spec or (None,) * len(shape), shape, zero_axis, zero_size)
         return as_sharding(spec)
 
-    def factored(tree, which: int):
-        # FactoredState's row/column statistics: which parameter axis each one reduces over
-        # (with equal axis sizes the shapes alone cannot tell)
+    def reduced(node, field: str):
+        # a per-parameter field that reduces one parameter axis (e.g. Adafactor's row and
+        # column statistics) says which, through its state's `reduced_axes(field, shape)`;
+        # with equal axis sizes the shapes alone could not tell
+        tree = getattr(node, field)
         out = []
         for x, ps, sh in zip(treedef.flatten_up_to(tree), p_shapes, shardings):
-            axes = _factored_axes(tuple(ps), True, 1) if _is_leaf(x) else None
-            out.append(per_param(x, ps, sh, None if axes is None else axes[which]) if _is_leaf(x) else x)
+            drop = node.reduced_axes(field, tuple(ps)) if _is_leaf(x) else None
+            out.append(per_param(x, ps, sh, drop) if _is_leaf(x) else x)
         return treedef.unflatten(out)
 
     def walk(node):
-        if isinstance(node, FactoredState) and _per_param_leaves(node.v, treedef) is not None:
-            return FactoredState(
-                walk(node.count), factored(node.v_row, 1), factored(node.v_col, 0), walk(node.v)
-            )
+        if callable(getattr(node, "reduced_axes", None)) and hasattr(node, "_fields"):
+            fields = []
+            for f in node._fields:
+                child = getattr(node, f)
+                mirrors = _per_param_leaves(child, treedef) is not None and jax.tree.leaves(child)
+                fields.append(reduced(node, f) if mirrors else walk(child))
+            return type(node)(*fields)
         subs = _per_param_leaves(node, treedef)
         if subs is not None:
             return treedef.unflatten(
@@ -252,7 +256,7 @@ def _check_zero_axis(fn: str, zero_axis) -> Any:
     if zero_axis is None or isinstance(zero_axis, str):
         return zero_axis
     if isinstance(zero_axis, (tuple, list)) and zero_axis and all(isinstance(a, str) for a in zero_axis):
-        return tuple(zero_axis) if len(zero_axis) > 1 else zero_axis[0]
+        return tuple(zero_axis) if len(zero_axis) > 1 else next(iter(zero_axis))
     raise TypeError(
         f"{fn}: `zero_axis` must be None, a mesh axis name or a tuple of names, got {zero_axis!r}."
     )
@@ -298,7 +302,7 @@ def state_shardings(
     Examples:
         >>> import jax, jax.numpy as jnp, gradchain
         >>> from jax.sharding import NamedSharding, PartitionSpec as P
-        >>> from gradchain.sharding import state_shardings
+        >>> from gradchain import state_shardings
         >>> mesh = jax.make_mesh((1,), ("data",))
         >>> params = {"w": jnp.zeros((4, 2)), "b": jnp.zeros(2)}
         >>> replicated = NamedSharding(mesh, P())
@@ -315,7 +319,7 @@ def state_shardings(
         Parameter Models", SC 2020.
     """
     fn = "state_shardings"
-    tx = _check_transformation(fn, "tx", tx)
+    tx = as_transformation(fn, "tx", tx)
     zero_axis = _check_zero_axis(fn, zero_axis)
     shardings = _param_shardings(fn, params, param_shardings)
     shapes = jax.tree.map(lambda p: jax.ShapeDtypeStruct(np.shape(p), jnp.result_type(p)), params)
@@ -378,7 +382,7 @@ def shard_state(
     Examples:
         >>> import jax, jax.numpy as jnp, gradchain
         >>> from jax.sharding import NamedSharding, PartitionSpec as P
-        >>> from gradchain.sharding import shard_state
+        >>> from gradchain import shard_state
         >>> mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
         >>> tx = shard_state(gradchain.adam(0.1), NamedSharding(mesh, P()), zero_axis="data")
         >>> params = {"w": jnp.ones((2, 2))}
@@ -390,7 +394,7 @@ def shard_state(
         True
     """
     fn = "shard_state"
-    inner = _check_transformation(fn, "inner", inner)
+    inner = as_transformation(fn, "inner", inner)
     zero_axis = _check_zero_axis(fn, zero_axis)
     leaves = jax.tree.leaves(param_shardings, is_leaf=_is_sharding)
     if not leaves or not all(_is_sharding(s) for s in leaves):

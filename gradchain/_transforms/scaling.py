@@ -9,7 +9,7 @@ import jax
 from gradchain._base import EmptyState, GradientTransformation, ScalarOrSchedule
 from gradchain._numerics import compute_dtype, safe_increment, zero_count
 from gradchain._tree import scale_tree
-from gradchain._validate import check_nonnegative, check_scalar, schedule_value, check_floating
+from gradchain._validate import check_floating, check_nonnegative, check_scalar, refuse_flat, schedule_value
 
 __all__ = ["ScaleByScheduleState", "centralize", "scale", "scale_by_learning_rate", "scale_by_schedule"]
 
@@ -153,6 +153,7 @@ def centralize() -> GradientTransformation:
         return (x - x.mean(axis=tuple(range(1, g.ndim)), keepdims=True)).astype(g.dtype)
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse_flat("centralize", updates)
         check_floating("centralize", updates)
         del params, extra_args
         return jax.tree.map(f, updates), state

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
+from gradchain._numerics import is_tracer
+from gradchain._transforms.scaling import scale_by_learning_rate
 from gradchain._update import apply_updates
 from gradchain._validate import check_positive
-from gradchain.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["LRFinderResult", "lr_finder"]
 
@@ -177,7 +178,7 @@ def lr_finder(
         raise ValueError(
             f"lr_finder: `learning_rates` must be a non-empty 1-D sequence, got shape {lrs.shape}."
         )
-    if not isinstance(learning_rates, jax.core.Tracer) and (
+    if not is_tracer(learning_rates) and (
         np.any(~np.isfinite(np.asarray(lrs))) or np.any(np.asarray(lrs) < 0)
     ):
         raise ValueError(f"lr_finder: `learning_rates` must be finite and >= 0, got {np.asarray(lrs)!r}.")

@@ -45,10 +45,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradchain._base import GradientTransformation
+from gradchain._kit import (
+    BiasCorrections,
+    Compute,
+    ema_update,
+    map_leaves,
+    second_moment_zeros,
+    zeros_like_params,
+)
 from gradchain._numerics import abs_sq, compute_dtype, hp, real_dtype, safe_increment, zero_count
-from gradchain._validate import check_tree_match
-from gradchain.transforms.adaptive import _check_adam_args, _corrections, _ema, _sq_zeros
-from gradchain.transforms.momentum import _check_flag, _dt, _map_unzip, _zeros
+from gradchain._validate import check_adam_args, check_flag, check_tree_match
 
 __all__ = [
     "QuantizedArray",
@@ -202,7 +208,7 @@ def quantize_blockwise(x: jax.Array, *, block_size: int = 2048, signed: bool = T
 
     Examples:
         >>> import jax.numpy as jnp
-        >>> from gradchain.transforms.quantized import quantize_blockwise, dequantize_blockwise
+        >>> from gradchain import quantize_blockwise, dequantize_blockwise
         >>> q = quantize_blockwise(jnp.array([0.5, -1.0, 0.0, 0.02, 3.0]), block_size=2)
         >>> q.codes.dtype, q.codes.shape, q.absmax
         (dtype('uint8'), (5,), Array([1.  , 0.02, 3.  ], dtype=float32))
@@ -215,7 +221,7 @@ def quantize_blockwise(x: jax.Array, *, block_size: int = 2048, signed: bool = T
         Deep Learning", ICLR 2016 (the dynamic tree map).
     """
     _check_block_size("quantize_blockwise", block_size)
-    _check_flag("quantize_blockwise", "signed", signed)
+    check_flag("quantize_blockwise", "signed", signed)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"quantize_blockwise: `x` must be a real floating array, got dtype {x.dtype}.")
@@ -240,7 +246,7 @@ def dequantize_blockwise(q: QuantizedArray) -> jax.Array:
 
     Examples:
         >>> import jax.numpy as jnp
-        >>> from gradchain.transforms.quantized import quantize_blockwise, dequantize_blockwise
+        >>> from gradchain import quantize_blockwise, dequantize_blockwise
         >>> x = jnp.array([[0.0, 1.0], [-4.0, 4.0]])
         >>> dequantize_blockwise(quantize_blockwise(x, block_size=2))   # 0 and +absmax are exact
         Array([[ 0.     ,  1.     ],
@@ -285,7 +291,7 @@ class ScaleByAdam8bitState(NamedTuple):
     leaf kept in full precision has its moments in ``mu``/``nu``, as `scale_by_adam`
     stores them, and ``None`` as scales. Plain arrays, not
     `QuantizedArray` nodes, so that tools that walk a state leaf by leaf against the
-    parameters (``flax.nnx.Optimizer``, `gradchain.sharding`) see one array per
+    parameters (``flax.nnx.Optimizer``, `gradchain.state_shardings`) see one array per
     parameter and state field.
     """
 
@@ -345,7 +351,7 @@ def scale_by_adam_8bit(
 
     Examples:
         >>> import jax.numpy as jnp
-        >>> from gradchain.transforms.quantized import scale_by_adam_8bit
+        >>> from gradchain import scale_by_adam_8bit
         >>> tx = scale_by_adam_8bit(block_size=2, min_8bit_size=0)
         >>> u, state = tx.update(jnp.array([1.0, -2.0, 0.5]), tx.init(jnp.zeros(3)))
         >>> u.round(4)                             # first step: sign(g), as Adam
@@ -359,7 +365,7 @@ def scale_by_adam_8bit(
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
     """
     fn = "scale_by_adam_8bit"
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    check_adam_args(fn, b1, b2, eps, eps_root)
     _check_block_size(fn, block_size)
     if isinstance(min_8bit_size, bool) or not isinstance(min_8bit_size, (int, np.integer)):
         raise TypeError(f"{fn}: `min_8bit_size` must be an int >= 0, got {min_8bit_size!r}.")
@@ -369,7 +375,7 @@ def scale_by_adam_8bit(
 
     def quantizes(p) -> bool:
         dtype = jnp.result_type(p)
-        return jnp.issubdtype(dtype, jnp.floating) and np.prod(jnp.shape(p), dtype=np.int64) >= min_8bit_size
+        return bool(jnp.issubdtype(dtype, jnp.floating)) and int(np.prod(jnp.shape(p))) >= min_8bit_size
 
     def init_leaf(p, m, v):
         if not quantizes(p):
@@ -383,8 +389,8 @@ def scale_by_adam_8bit(
         return (*zero_codes, jnp.zeros((n_blocks,), jnp.float32), jnp.zeros((n_blocks,), jnp.float32))
 
     def init_fn(params):
-        mu, nu, mu_absmax, nu_absmax = _map_unzip(
-            init_leaf, 4, params, _zeros(params, None), _sq_zeros(params)
+        mu, nu, mu_absmax, nu_absmax = map_leaves(
+            init_leaf, params, zeros_like_params(params, None), second_moment_zeros(params)
         )
         return ScaleByAdam8bitState(zero_count(), mu, nu, mu_absmax, nu_absmax)
 
@@ -392,7 +398,7 @@ def scale_by_adam_8bit(
         del params, extra_args
         check_tree_match(fn, updates, state.mu)
         count = safe_increment(state.count)
-        corr = _corrections(count, b1=b1, b2=b2)
+        corr = BiasCorrections(count, b1=b1, b2=b2)
 
         def leaf(g, m, v, m_absmax, v_absmax):
             quantized = m.dtype == jnp.uint8 and jnp.issubdtype(g.dtype, jnp.floating)  # as decided at init
@@ -401,11 +407,11 @@ def scale_by_adam_8bit(
                 mf = _dequantize(m, m_absmax, block_size, True, dt)
                 vf = jnp.square(_dequantize(v, v_absmax, block_size, False, dt))
             else:
-                dt, mf, vf = _dt(g, m, v), m, v
+                dt, mf, vf = Compute(g, m, v).dt, m, v
             rdt = real_dtype(dt)
             x = g.astype(dt)
-            m_new = _ema(x, mf.astype(dt), b1)
-            v_new = _ema(abs_sq(x), vf.astype(rdt), b2)
+            m_new = ema_update(mf.astype(dt), x, b1)
+            v_new = ema_update(vf.astype(rdt), abs_sq(x), b2)
             v_hat = v_new / corr("b2", rdt)
             u = (m_new / corr("b1", dt)) / (jnp.sqrt(v_hat + hp(eps_root, rdt)) + hp(eps, rdt)).astype(dt)
             if quantized:
@@ -414,8 +420,8 @@ def scale_by_adam_8bit(
                 return u.astype(g.dtype), m_codes, v_codes, m_absmax, v_absmax
             return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), m_absmax, v_absmax
 
-        new_updates, *moments = _map_unzip(
-            leaf, 5, updates, state.mu, state.nu, state.mu_absmax, state.nu_absmax
+        new_updates, *moments = map_leaves(
+            leaf, updates, state.mu, state.nu, state.mu_absmax, state.nu_absmax
         )
         return new_updates, ScaleByAdam8bitState(count, *moments)
 

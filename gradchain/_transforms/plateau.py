@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from gradchain._base import GradientTransformation
 from gradchain._numerics import hp, safe_increment, zero_count
 from gradchain._tree import scale_tree, stats_dtype
-from gradchain._validate import check_nonnegative, check_scalar, check_floating
+from gradchain._validate import check_floating, check_nonnegative, check_scalar
 
 __all__ = ["EarlyStoppingState", "ReduceLROnPlateauState", "early_stopping", "reduce_on_plateau"]
 

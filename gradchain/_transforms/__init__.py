@@ -1,0 +1,1 @@
+"""Transformation families, one module per family (private; ``gradchain`` re-exports)."""

@@ -1,0 +1,1 @@
+"""Wrappers: transformations that take an inner transformation (private; ``gradchain`` re-exports)."""

@@ -1,1 +1,0 @@
-"""Transformation families; the public names are re-exported by ``gradchain``."""
