@@ -40,6 +40,14 @@ from gradchain._optimizers.adam import nadamw as nadamw
 from gradchain._optimizers.adam import radam as radam
 
 # -- block: adam_variants
+from gradchain._optimizers.adam_variants import adadelta as adadelta
+from gradchain._optimizers.adam_variants import adamaxw as adamaxw
+from gradchain._optimizers.adam_variants import adan as adan
+from gradchain._optimizers.adam_variants import novograd as novograd
+from gradchain._optimizers.adam_variants import optimistic_adam as optimistic_adam
+from gradchain._optimizers.adam_variants import optimistic_adam_v2 as optimistic_adam_v2
+from gradchain._optimizers.adam_variants import optimistic_gradient_descent as optimistic_gradient_descent
+from gradchain._optimizers.adam_variants import yogi as yogi
 from gradchain._optimizers.classic import adagrad as adagrad
 from gradchain._optimizers.classic import lion as lion
 from gradchain._optimizers.classic import rmsprop as rmsprop
@@ -61,9 +69,17 @@ from gradchain._transforms.adam import scale_by_adamax as scale_by_adamax
 from gradchain._transforms.adam import scale_by_amsgrad as scale_by_amsgrad
 from gradchain._transforms.adam import scale_by_belief as scale_by_belief
 from gradchain._transforms.adam import scale_by_radam as scale_by_radam
+from gradchain._transforms.adam_variants import ScaleByAdaDeltaState as ScaleByAdaDeltaState
+from gradchain._transforms.adam_variants import ScaleByAdanState as ScaleByAdanState
+from gradchain._transforms.adam_variants import ScaleByNovogradState as ScaleByNovogradState
 from gradchain._transforms.adam_variants import (
     ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
 )
+from gradchain._transforms.adam_variants import scale_by_adadelta as scale_by_adadelta
+from gradchain._transforms.adam_variants import scale_by_adan as scale_by_adan
+from gradchain._transforms.adam_variants import scale_by_novograd as scale_by_novograd
+from gradchain._transforms.adam_variants import scale_by_optimistic_gradient as scale_by_optimistic_gradient
+from gradchain._transforms.adam_variants import scale_by_yogi as scale_by_yogi
 
 # -- block: wrappers_more
 from gradchain._transforms.clipping import AutoClipState as AutoClipState
@@ -87,6 +103,11 @@ from gradchain._transforms.linesearch import (
 from gradchain._transforms.linesearch import (
     scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
 )
+from gradchain._transforms.moment_helpers import bias_correction as bias_correction
+from gradchain._transforms.moment_helpers import safe_root_mean_squares as safe_root_mean_squares
+from gradchain._transforms.moment_helpers import update_infinity_moment as update_infinity_moment
+from gradchain._transforms.moment_helpers import update_moment as update_moment
+from gradchain._transforms.moment_helpers import update_moment_per_elem_norm as update_moment_per_elem_norm
 from gradchain._transforms.momentum import EmaState as EmaState
 from gradchain._transforms.momentum import TraceState as TraceState
 from gradchain._transforms.momentum import ema as ema
