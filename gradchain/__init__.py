@@ -59,6 +59,13 @@ from gradchain._optimizers.layerwise import lars as lars
 # -- block: lbfgs
 
 # -- block: sign_and_misc
+from gradchain._optimizers.sign_and_misc import fromage as fromage
+from gradchain._optimizers.sign_and_misc import noisy_sgd as noisy_sgd
+from gradchain._optimizers.sign_and_misc import polyak_sgd as polyak_sgd
+from gradchain._optimizers.sign_and_misc import rprop as rprop
+from gradchain._optimizers.sign_and_misc import sign_sgd as sign_sgd
+from gradchain._optimizers.sign_and_misc import signum as signum
+from gradchain._optimizers.sign_and_misc import sm3 as sm3
 from gradchain._sharding import shard_state as shard_state
 from gradchain._sharding import state_shardings as state_shardings
 from gradchain._transforms.adam import ScaleByAdamState as ScaleByAdamState
@@ -115,6 +122,8 @@ from gradchain._transforms.momentum import trace as trace
 from gradchain._transforms.monitoring import GradientHealthState as GradientHealthState
 from gradchain._transforms.monitoring import gradient_health as gradient_health
 from gradchain._transforms.monitoring import health_report as health_report
+from gradchain._transforms.noise import AddNoiseState as AddNoiseState
+from gradchain._transforms.noise import add_noise as add_noise
 from gradchain._transforms.plateau import EarlyStoppingState as EarlyStoppingState
 from gradchain._transforms.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from gradchain._transforms.plateau import early_stopping as early_stopping
@@ -142,13 +151,20 @@ from gradchain._transforms.scaling import scale as scale
 from gradchain._transforms.scaling import scale_by_learning_rate as scale_by_learning_rate
 from gradchain._transforms.scaling import scale_by_schedule as scale_by_schedule
 from gradchain._transforms.sign import ScaleByLionState as ScaleByLionState
+from gradchain._transforms.sign import ScaleByRpropState as ScaleByRpropState
 from gradchain._transforms.sign import scale_by_lion as scale_by_lion
+from gradchain._transforms.sign import scale_by_rprop as scale_by_rprop
+from gradchain._transforms.sign import scale_by_sign as scale_by_sign
+from gradchain._transforms.sm3 import ScaleBySM3State as ScaleBySM3State
+from gradchain._transforms.sm3 import scale_by_sm3 as scale_by_sm3
 from gradchain._transforms.step_size import (
     ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
 )
+from gradchain._transforms.step_size import normalize_by_update_norm as normalize_by_update_norm
 from gradchain._transforms.step_size import (
     scale_by_distance_over_gradients as scale_by_distance_over_gradients,
 )
+from gradchain._transforms.step_size import scale_by_polyak as scale_by_polyak
 from gradchain._tree import global_norm as global_norm
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
