@@ -89,6 +89,10 @@ from gradchain._transforms.adam_variants import scale_by_optimistic_gradient as 
 from gradchain._transforms.adam_variants import scale_by_yogi as scale_by_yogi
 
 # -- block: wrappers_more
+from gradchain._transforms.clip_functions import per_example_global_norm_clip as per_example_global_norm_clip
+from gradchain._transforms.clip_functions import per_example_layer_norm_clip as per_example_layer_norm_clip
+from gradchain._transforms.clip_functions import unitwise_clip as unitwise_clip
+from gradchain._transforms.clip_functions import unitwise_norm as unitwise_norm
 from gradchain._transforms.clipping import AutoClipState as AutoClipState
 from gradchain._transforms.clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from gradchain._transforms.clipping import ZClipState as ZClipState
@@ -99,6 +103,14 @@ from gradchain._transforms.clipping import clip_by_global_norm as clip_by_global
 from gradchain._transforms.clipping import clip_by_norm as clip_by_norm
 from gradchain._transforms.clipping import clip_by_value as clip_by_value
 from gradchain._transforms.clipping import zclip as zclip
+from gradchain._transforms.elementwise_control import ApplyEvery as ApplyEvery
+from gradchain._transforms.elementwise_control import NonNegativeParamsState as NonNegativeParamsState
+from gradchain._transforms.elementwise_control import ZeroNansState as ZeroNansState
+from gradchain._transforms.elementwise_control import apply_every as apply_every
+from gradchain._transforms.elementwise_control import keep_params_nonnegative as keep_params_nonnegative
+from gradchain._transforms.elementwise_control import scale_gradient as scale_gradient
+from gradchain._transforms.elementwise_control import stateless_with_tree_map as stateless_with_tree_map
+from gradchain._transforms.elementwise_control import zero_nans as zero_nans
 from gradchain._transforms.layerwise import FactoredState as FactoredState
 from gradchain._transforms.layerwise import scale_by_factored_rms as scale_by_factored_rms
 from gradchain._transforms.layerwise import scale_by_param_block_norm as scale_by_param_block_norm
@@ -168,12 +180,39 @@ from gradchain._transforms.step_size import scale_by_polyak as scale_by_polyak
 from gradchain._tree import global_norm as global_norm
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
+from gradchain._utilities import AdaptiveGradClipState as AdaptiveGradClipState
+from gradchain._utilities import ClipState as ClipState
 
 # Families added by the catalogue work; each block holds explicit re-exports.
 # -- block: optax_utilities
+from gradchain._utilities import GradientTransformationExtraArgs as GradientTransformationExtraArgs
+from gradchain._utilities import MaskOrFn as MaskOrFn
+from gradchain._utilities import MultiSteps as MultiSteps
+from gradchain._utilities import MultiStepsState as MultiStepsState
+from gradchain._utilities import MultiTransformState as MultiTransformState
+from gradchain._utilities import ScaleByTrustRatioState as ScaleByTrustRatioState
+from gradchain._utilities import ScaleState as ScaleState
+from gradchain._utilities import TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn
+from gradchain._utilities import clip as clip
+from gradchain._utilities import init_empty_state as init_empty_state
+from gradchain._utilities import multi_transform as multi_transform
+from gradchain._utilities import safe_increment as safe_increment
+from gradchain._utilities import safe_int32_increment as safe_int32_increment
+from gradchain._utilities import safe_norm as safe_norm
+from gradchain._utilities import tree_map_params as tree_map_params
+from gradchain._utilities import with_extra_args_support as with_extra_args_support
 from gradchain._wrappers.accumulation import AccumulateGradientsState as AccumulateGradientsState
+from gradchain._wrappers.accumulation import ShouldSkipUpdateFunction as ShouldSkipUpdateFunction
 from gradchain._wrappers.accumulation import accumulate_gradients as accumulate_gradients
+from gradchain._wrappers.accumulation import has_updated as has_updated
 from gradchain._wrappers.accumulation import microbatched_value_and_grad as microbatched_value_and_grad
+from gradchain._wrappers.accumulation import skip_large_updates as skip_large_updates
+from gradchain._wrappers.accumulation import skip_not_finite as skip_not_finite
+from gradchain._wrappers.control import ConditionallyMaskState as ConditionallyMaskState
+from gradchain._wrappers.control import ConditionallyTransformState as ConditionallyTransformState
+from gradchain._wrappers.control import conditionally_mask as conditionally_mask
+from gradchain._wrappers.control import conditionally_transform as conditionally_transform
+from gradchain._wrappers.control import flatten as flatten
 from gradchain._wrappers.finite import ApplyIfFiniteState as ApplyIfFiniteState
 from gradchain._wrappers.finite import DynamicLossScaleState as DynamicLossScaleState
 from gradchain._wrappers.finite import apply_if_finite as apply_if_finite
@@ -182,11 +221,21 @@ from gradchain._wrappers.finite import loss_scale as loss_scale
 from gradchain._wrappers.finite import scale_loss as scale_loss
 from gradchain._wrappers.hyperparams import InjectHyperparamsState as InjectHyperparamsState
 from gradchain._wrappers.hyperparams import inject_hyperparams as inject_hyperparams
+from gradchain._wrappers.lookahead import LookaheadParams as LookaheadParams
+from gradchain._wrappers.lookahead import LookaheadState as LookaheadState
+from gradchain._wrappers.lookahead import lookahead as lookahead
+from gradchain._wrappers.lookahead import periodic_update as periodic_update
 from gradchain._wrappers.masking import PartitionState as PartitionState
 from gradchain._wrappers.masking import freeze as freeze
 from gradchain._wrappers.masking import partition as partition
 from gradchain._wrappers.masking import selective_transform as selective_transform
 from gradchain._wrappers.masking import set_to_zero as set_to_zero
+from gradchain._wrappers.measurements import MonitorState as MonitorState
+from gradchain._wrappers.measurements import SnapshotState as SnapshotState
+from gradchain._wrappers.measurements import measure_with_ema as measure_with_ema
+from gradchain._wrappers.measurements import monitor as monitor
+from gradchain._wrappers.measurements import snapshot as snapshot
+from gradchain._wrappers.microbatch import microbatch as microbatch
 from gradchain.losses import convex_kl_divergence as convex_kl_divergence
 from gradchain.losses import cosine_distance as cosine_distance
 from gradchain.losses import cosine_similarity as cosine_similarity
