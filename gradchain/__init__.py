@@ -38,8 +38,6 @@ from gradchain._optimizers.adam import amsgrad as amsgrad
 from gradchain._optimizers.adam import nadam as nadam
 from gradchain._optimizers.adam import nadamw as nadamw
 from gradchain._optimizers.adam import radam as radam
-
-# -- block: adam_variants
 from gradchain._optimizers.adam_variants import adadelta as adadelta
 from gradchain._optimizers.adam_variants import adamaxw as adamaxw
 from gradchain._optimizers.adam_variants import adan as adan
@@ -55,10 +53,7 @@ from gradchain._optimizers.classic import sgd as sgd
 from gradchain._optimizers.layerwise import adafactor as adafactor
 from gradchain._optimizers.layerwise import lamb as lamb
 from gradchain._optimizers.layerwise import lars as lars
-
-# -- block: lbfgs
-
-# -- block: sign_and_misc
+from gradchain._optimizers.lbfgs import lbfgs as lbfgs
 from gradchain._optimizers.sign_and_misc import fromage as fromage
 from gradchain._optimizers.sign_and_misc import noisy_sgd as noisy_sgd
 from gradchain._optimizers.sign_and_misc import polyak_sgd as polyak_sgd
@@ -87,8 +82,6 @@ from gradchain._transforms.adam_variants import scale_by_adan as scale_by_adan
 from gradchain._transforms.adam_variants import scale_by_novograd as scale_by_novograd
 from gradchain._transforms.adam_variants import scale_by_optimistic_gradient as scale_by_optimistic_gradient
 from gradchain._transforms.adam_variants import scale_by_yogi as scale_by_yogi
-
-# -- block: wrappers_more
 from gradchain._transforms.clip_functions import per_example_global_norm_clip as per_example_global_norm_clip
 from gradchain._transforms.clip_functions import per_example_layer_norm_clip as per_example_layer_norm_clip
 from gradchain._transforms.clip_functions import unitwise_clip as unitwise_clip
@@ -116,12 +109,21 @@ from gradchain._transforms.layerwise import scale_by_factored_rms as scale_by_fa
 from gradchain._transforms.layerwise import scale_by_param_block_norm as scale_by_param_block_norm
 from gradchain._transforms.layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from gradchain._transforms.layerwise import scale_by_trust_ratio as scale_by_trust_ratio
+from gradchain._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from gradchain._transforms.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from gradchain._transforms.lbfgs import value_and_grad_from_state as value_and_grad_from_state
+from gradchain._transforms.linalg import matrix_inverse_pth_root as matrix_inverse_pth_root
+from gradchain._transforms.linalg import nnls as nnls
+from gradchain._transforms.linalg import power_iteration as power_iteration
 from gradchain._transforms.linesearch import (
     ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
 )
+from gradchain._transforms.linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from gradchain._transforms.linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
 from gradchain._transforms.linesearch import (
     scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
 )
+from gradchain._transforms.linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
 from gradchain._transforms.moment_helpers import bias_correction as bias_correction
 from gradchain._transforms.moment_helpers import safe_root_mean_squares as safe_root_mean_squares
 from gradchain._transforms.moment_helpers import update_infinity_moment as update_infinity_moment
@@ -182,9 +184,6 @@ from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
 from gradchain._utilities import AdaptiveGradClipState as AdaptiveGradClipState
 from gradchain._utilities import ClipState as ClipState
-
-# Families added by the catalogue work; each block holds explicit re-exports.
-# -- block: optax_utilities
 from gradchain._utilities import GradientTransformationExtraArgs as GradientTransformationExtraArgs
 from gradchain._utilities import MaskOrFn as MaskOrFn
 from gradchain._utilities import MultiSteps as MultiSteps

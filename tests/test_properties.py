@@ -24,7 +24,7 @@ from hypothesis import strategies as st  # noqa: E402
 import gradchain  # noqa: E402
 from tests.registry import CASES  # noqa: E402
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None, print_blob=True)
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None, print_blob=True)
 SHAPES = [(), (1,), (3,), (2, 3), (3, 1, 2), (5000,)]
 DTYPES = [jnp.float32, jnp.bfloat16]
 

@@ -31,6 +31,9 @@ def test_every_public_function_declares_what_it_returns():
 # with the test file that covers it instead.
 NOT_IN_REGISTRY = {
     "unraveled": "runs only on the flat buffers of one FlatLayout: tests/test_flat.py",
+    "clip": "Optax's name for clip_by_value (the same function): tests/test_utilities.py",
+    "multi_transform": "Optax's name for partition (the same function): tests/test_utilities.py",
+    "with_extra_args_support": "wraps a given transformation: tests/test_utilities.py",
 }
 
 

@@ -23,7 +23,13 @@ from gradchain._transforms.scaling import ScaleByScheduleState, scale, scale_by_
 from gradchain._transforms.sign import scale_by_rprop, scale_by_sign
 from gradchain._transforms.sm3 import scale_by_sm3
 from gradchain._transforms.step_size import scale_by_polyak
-from gradchain._validate import check_nonnegative, check_tree_match, require_params, schedule_value
+from gradchain._validate import (
+    check_decay,
+    check_nonnegative,
+    check_tree_match,
+    require_params,
+    schedule_value,
+)
 
 __all__ = ["fromage", "noisy_sgd", "polyak_sgd", "rprop", "sign_sgd", "signum", "sm3"]
 
@@ -88,6 +94,7 @@ def signum(
         ICML 2018.
         Zhao et al., "Deconstructing What Makes a Good Optimizer for Language Models", 2024.
     """
+    check_decay("signum", "beta", beta)
     with named_errors("signum"):
         lr = learning_rate_step("signum", learning_rate)
         return chain(ema(beta, debias=False, accumulator_dtype=accumulator_dtype), scale_by_sign(), lr)
@@ -303,6 +310,8 @@ def sm3(learning_rate: ScalarOrSchedule, momentum=0.9) -> GradientTransformation
     References:
         Anil et al., "Memory-Efficient Adaptive Optimization", NeurIPS 2019.
     """
+    if momentum is not None:
+        check_decay("sm3", "momentum", momentum)
     with named_errors("sm3"):
         lr = learning_rate_step("sm3", learning_rate)
         return chain(scale_by_sm3(0.0 if momentum is None else momentum), lr)

@@ -32,8 +32,10 @@ def _check_key(fn: str, key: Any) -> None:
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return
     if _is_typed_key(key):
-        if key.shape != ():
-            raise ValueError(f"{fn}: `key` must be a single PRNG key, got a key array of shape {key.shape}.")
+        if np.shape(key) != ():
+            raise ValueError(
+                f"{fn}: `key` must be a single PRNG key, got a key array of shape {np.shape(key)}."
+            )
         return
     dtype = getattr(key, "dtype", None)
     if dtype is not None and (is_tracer(key) or isinstance(key, (jax.Array, np.ndarray))):

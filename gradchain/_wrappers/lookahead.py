@@ -102,7 +102,7 @@ def lookahead(
 
     def update_fn(updates, state, params=None, **extra_args):
         require_params(fn, params)
-        if not (hasattr(params, "fast") and hasattr(params, "slow")):
+        if params is None or not (hasattr(params, "fast") and hasattr(params, "slow")):
             raise TypeError(
                 f"{fn}: `params` must be a LookaheadParams(fast, slow), got {type(params).__name__}; "
                 "start from `gradchain.LookaheadParams.init_synced(params)`."

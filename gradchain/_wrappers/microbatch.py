@@ -164,7 +164,7 @@ def microbatch(
     if microbatch_size is None:
         return fun
     size = check_int(fn, "microbatch_size", microbatch_size, 1)
-    argnums = (argnums,) if isinstance(argnums, int) and not isinstance(argnums, bool) else tuple(argnums)
+    argnums = (argnums,) if isinstance(argnums, int) and not isinstance(argnums, bool) else tuple(argnums)  # pyright: ignore[reportArgumentType]
     argnames = (argnames,) if isinstance(argnames, str) else tuple(argnames)
     for i in argnums:
         check_int(fn, "argnums", i, 0)

@@ -6,7 +6,7 @@ from tests.registry import Case
 
 
 def _matrices(p):
-    return jax.tree.map(lambda x: x.ndim > 1, p)
+    return jax.tree.map(lambda x: jnp.ndim(x) > 1, p)
 
 
 def _decay(c):
