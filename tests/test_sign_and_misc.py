@@ -610,7 +610,7 @@ ERRORS = [
         r"scale_by_distance_over_gradients: this transformation needs the parameters",
     ),
     (lambda: gc.sign_sgd(-1.0), ValueError, r"sign_sgd: `learning_rate` must be >= 0, got -1.0"),
-    (lambda: gc.signum(0.1, beta=1.0), ValueError, r"signum: ema: `decay` must be >= 0 and < 1, got 1.0"),
+    (lambda: gc.signum(0.1, beta=1.0), ValueError, r"signum: `beta` must be >= 0 and < 1, got 1.0"),
     (lambda: gc.rprop(0.1, eta_plus=0.5), ValueError, r"rprop: scale_by_rprop: `eta_plus` must be >= 1"),
     (lambda: gc.fromage(-0.1), ValueError, r"fromage: `learning_rate` must be >= 0, got -0.1"),
     (
@@ -622,7 +622,7 @@ ERRORS = [
     (lambda: gc.noisy_sgd(0.1, eta=-1.0, key=0), ValueError, r"noisy_sgd: add_noise: `eta` must be >= 0"),
     (lambda: gc.polyak_sgd(variant="x"), ValueError, r"polyak_sgd: scale_by_polyak: `variant` must be"),
     (lambda: gc.polyak_sgd(scaling=-1.0), ValueError, r"polyak_sgd: `scaling` must be >= 0, got -1.0"),
-    (lambda: gc.sm3(0.1, momentum=1.0), ValueError, r"sm3: scale_by_sm3: `b1` must be >= 0 and < 1"),
+    (lambda: gc.sm3(0.1, momentum=1.0), ValueError, r"sm3: `momentum` must be >= 0 and < 1"),
     (lambda: gc.sm3(-0.1), ValueError, r"sm3: `learning_rate` must be >= 0"),
 ]
 
