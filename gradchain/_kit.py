@@ -88,7 +88,14 @@ def zeros_like_params(params: Any, dtype: Any = None) -> Any:
 
 def second_moment_dtype(param_dtype: Any, nu_dtype: Any = None) -> np.dtype:
     """Storage dtype of a second moment (squares): ``nu_dtype``, else the parameter's real
-    dtype, except float32 for float16 parameters (squares below ~2.4e-4 would flush to 0)."""
+    dtype, except float32 for float16 parameters.
+
+    float16 bottoms out at 6e-8, so the running average of squares of gradients below
+    ~2.4e-4 would flush to zero, each step would see only its own ``(1 - b2) * g**2``,
+    and the update would overshoot by up to ``1 / sqrt(1 - b2)`` (~30x for Adam).
+    bfloat16 has float32's exponent range and only rounds the mantissa (8 bits), which
+    is why ``nu_dtype=jnp.bfloat16`` is accepted and ``nu_dtype=jnp.float16`` refused.
+    """
     if nu_dtype is not None:
         return jnp.dtype(nu_dtype)
     d = real_dtype(param_dtype)

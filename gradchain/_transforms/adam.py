@@ -5,16 +5,9 @@ Adam and NAdam (`scale_by_adam`), AMSGrad (`scale_by_amsgrad`), Adamax
 Adam is in `quantized`. None applies a learning rate or flips the sign: chain with
 `scale_by_learning_rate`, or use the optimizers (`gradchain.adam`, ...).
 
-
-Numerics shared by the family. Each leaf's arithmetic runs in at least float32 and
-the results are cast back: updates to the incoming update's dtype, moments to their
-storage dtype. Second moments (squares) are stored in the parameter's real dtype,
-except that float16 parameters keep them in float32: float16 bottoms out at 6e-8, so
-the running average of squares of gradients below ~2.4e-4 would flush to zero, each
-step would see only its own ``(1 - b2) * g**2``, and the update would overshoot by up
-to ``1 / sqrt(1 - b2)`` (~30x for Adam). bfloat16 has float32's exponent range and only
-rounds the mantissa (8 bits), which is why ``nu_dtype=jnp.bfloat16`` is accepted and
-``nu_dtype=jnp.float16`` is refused.
+Numerics: each leaf is computed in at least float32 and rounded once, updates to the
+incoming dtype and moments to their storage dtype; why second moments of float16
+parameters are stored in float32 is in `gradchain._kit.second_moment_dtype`.
 """
 
 from __future__ import annotations
