@@ -13,11 +13,12 @@ import jax.numpy as jnp
 
 from gradchain._base import Schedule
 from gradchain._numerics import hp
-from gradchain._validate import check_nonnegative, check_positive, check_scalar, concrete_scalar
+from gradchain._validate import check_positive, check_scalar, concrete_scalar
 from gradchain.schedules._join import join_builder
 from gradchain.schedules._schedules import (
     as_time,
     broadcast_value,
+    check_boundaries_and_scales,
     check_steps,
     polynomial_builder,
     value_dtype,
@@ -112,21 +113,7 @@ def piecewise_interpolate_schedule(
     """
     fn = "piecewise_interpolate_schedule"
     kind = _choice(fn, "interpolate_type", interpolate_type, ("linear", "cosine"))
-    check_scalar(fn, "init_value", init_value)
-    if boundaries_and_scales is None:
-        boundaries_and_scales = {}
-    if not isinstance(boundaries_and_scales, Mapping):
-        raise TypeError(
-            f"{fn}: `boundaries_and_scales` must be a dict {{step: scale}} or None, "
-            f"got {boundaries_and_scales!r}."
-        )
-    pairs = []
-    for step, scale in boundaries_and_scales.items():
-        step = check_steps(fn, f"boundaries_and_scales` key `{step!r}", step)
-        check_nonnegative(fn, f"boundaries_and_scales[{step!r}]", scale)
-        pairs.append((step, scale))
-    pairs.sort(key=lambda kv: kv[0])
-    dtype = value_dtype(init_value, *(s for _, s in pairs))
+    pairs, dtype = check_boundaries_and_scales(fn, init_value, boundaries_and_scales)
     return _interpolate(kind, init_value, [b for b, _ in pairs], [s for _, s in pairs], dtype)
 
 

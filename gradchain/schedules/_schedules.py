@@ -92,6 +92,26 @@ def broadcast_value(value: Any, count: Any, dtype) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(hp(value, dtype), dtype), jnp.shape(count))
 
 
+def check_boundaries_and_scales(fn: str, init_value: Any, boundaries_and_scales: Any) -> tuple[list, Any]:
+    """``init_value`` and a ``{step: scale}`` dict (or None) checked: the ``(step, scale)``
+    pairs sorted by step, and the value dtype."""
+    check_scalar(fn, "init_value", init_value)
+    if boundaries_and_scales is None:
+        boundaries_and_scales = {}
+    if not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError(
+            f"{fn}: `boundaries_and_scales` must be a dict {{step: scale}} or None, "
+            f"got {boundaries_and_scales!r}."
+        )
+    pairs = []
+    for step, scale in boundaries_and_scales.items():
+        step = check_steps(fn, f"boundaries_and_scales` key `{step!r}", step)
+        check_nonnegative(fn, f"boundaries_and_scales[{step!r}]", scale)
+        pairs.append((step, scale))
+    pairs.sort(key=lambda kv: kv[0])
+    return pairs, value_dtype(init_value, *(s for _, s in pairs))
+
+
 # ------------------------------------------------------------------ internal builders
 # Unvalidated builders, shared with the composite schedules (which validate themselves).
 def polynomial_builder(init_value, end_value, power, transition_steps, transition_begin) -> Schedule:
@@ -366,21 +386,7 @@ def piecewise_constant_schedule(init_value, boundaries_and_scales: Mapping | Non
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
     fn = "piecewise_constant_schedule"
-    check_scalar(fn, "init_value", init_value)
-    if boundaries_and_scales is None:
-        boundaries_and_scales = {}
-    if not isinstance(boundaries_and_scales, Mapping):
-        raise TypeError(
-            f"{fn}: `boundaries_and_scales` must be a dict {{step: scale}} or None, "
-            f"got {boundaries_and_scales!r}."
-        )
-    pairs = []
-    for step, scale in boundaries_and_scales.items():
-        step = check_steps(fn, f"boundaries_and_scales` key `{step!r}", step)
-        check_nonnegative(fn, f"boundaries_and_scales[{step!r}]", scale)
-        pairs.append((step, scale))
-    pairs.sort(key=lambda kv: kv[0])
-    dtype = value_dtype(init_value, *(s for _, s in pairs))
+    pairs, dtype = check_boundaries_and_scales(fn, init_value, boundaries_and_scales)
 
     def schedule(count):
         t = jnp.asarray(count)
