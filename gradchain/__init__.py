@@ -274,6 +274,15 @@ from gradchain.schedules import warmup_exponential_decay_schedule as warmup_expo
 from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_sqrt_schedule
 from gradchain.schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 
+# [muon]
+# [schedule_free]
+# [lr_free]
+# [averaging_cautious]
+# [low_precision]
+# [adam_contrib]
+# [contrib_misc]
+# [second_order]
+
 # Every public name, computed from the explicit re-exports above (private modules and
 # helpers start with an underscore).
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n != "annotations")
