@@ -4,9 +4,11 @@ Every technique is a pure ``(init, update)`` pair (`GradientTransformation`); ev
 optimizer is a `chain` of them. See README.md for the tour and the API table.
 """
 
+from gradchain import contrib as contrib
 from gradchain import losses as losses
 from gradchain import projections as projections
 from gradchain import schedules as schedules
+from gradchain import transforms as transforms
 from gradchain._base import EmptyState as EmptyState
 from gradchain._base import GradientTransformation as GradientTransformation
 from gradchain._base import OptState as OptState
@@ -27,6 +29,7 @@ from gradchain._flat import unraveled as unraveled
 from gradchain._lr_finder import LRFinderResult as LRFinderResult
 from gradchain._lr_finder import lr_finder as lr_finder
 from gradchain._masking import MaskedNode as MaskedNode
+from gradchain._migrate import from_optax_state as from_optax_state
 from gradchain._masking import MaskedState as MaskedState
 from gradchain._masking import masked as masked
 from gradchain._optimizers.adam import adabelief as adabelief
@@ -195,6 +198,8 @@ from gradchain._utilities import TransformUpdateExtraArgsFn as TransformUpdateEx
 from gradchain._utilities import clip as clip
 from gradchain._utilities import init_empty_state as init_empty_state
 from gradchain._utilities import multi_transform as multi_transform
+from gradchain._utilities import MultiNormalDiagFromLogScale as MultiNormalDiagFromLogScale
+from gradchain._utilities import multi_normal as multi_normal
 from gradchain._utilities import safe_increment as safe_increment
 from gradchain._utilities import safe_int32_increment as safe_int32_increment
 from gradchain._utilities import safe_norm as safe_norm
@@ -207,6 +212,7 @@ from gradchain._wrappers.accumulation import has_updated as has_updated
 from gradchain._wrappers.accumulation import microbatched_value_and_grad as microbatched_value_and_grad
 from gradchain._wrappers.accumulation import skip_large_updates as skip_large_updates
 from gradchain._wrappers.accumulation import skip_not_finite as skip_not_finite
+from gradchain._wrappers.control import ConditionFn as ConditionFn
 from gradchain._wrappers.control import ConditionallyMaskState as ConditionallyMaskState
 from gradchain._wrappers.control import ConditionallyTransformState as ConditionallyTransformState
 from gradchain._wrappers.control import conditionally_mask as conditionally_mask
@@ -219,7 +225,12 @@ from gradchain._wrappers.finite import dynamic_loss_scaling as dynamic_loss_scal
 from gradchain._wrappers.finite import loss_scale as loss_scale
 from gradchain._wrappers.finite import scale_loss as scale_loss
 from gradchain._wrappers.hyperparams import InjectHyperparamsState as InjectHyperparamsState
+from gradchain._wrappers.hyperparams import InjectStatefulHyperparamsState as InjectStatefulHyperparamsState
+from gradchain._wrappers.hyperparams import StatefulSchedule as StatefulSchedule
+from gradchain._wrappers.hyperparams import WrappedSchedule as WrappedSchedule
+from gradchain._wrappers.hyperparams import WrappedScheduleState as WrappedScheduleState
 from gradchain._wrappers.hyperparams import inject_hyperparams as inject_hyperparams
+from gradchain._wrappers.hyperparams import inject_stateful_hyperparams as inject_stateful_hyperparams
 from gradchain._wrappers.lookahead import LookaheadParams as LookaheadParams
 from gradchain._wrappers.lookahead import LookaheadState as LookaheadState
 from gradchain._wrappers.lookahead import lookahead as lookahead

@@ -55,6 +55,16 @@ def scale_tree(updates: Any, factor) -> Any:
     return jax.tree.map(lambda g: scale_leaf(g, factor), updates)
 
 
+def clip_leaf(g: jax.Array, norm: jax.Array, bound) -> jax.Array:
+    """``(g / norm) * bound`` where ``norm > bound``, ``g`` elsewhere (NaN norms included),
+    in ``g``'s compute dtype: Optax's arithmetic, so clipped updates equal Optax's bit for
+    bit (``g * (bound / norm)`` differs in the last bit)."""
+    g = as_leaf(g)
+    dt = compute_dtype(g.dtype)
+    x, n = g.astype(dt), norm.astype(dt)
+    return jnp.where(n > hp(bound, dt), (x / n) * hp(bound, dt), x).astype(g.dtype)
+
+
 def clip_factor(norm: jax.Array, bound) -> jax.Array:
     """``min(1, bound / norm)`` as an array: exactly 1 when ``norm <= bound`` (or NaN,
     or 0), never NaN itself."""

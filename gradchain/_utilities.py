@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.stats
 
 from gradchain._base import EmptyState, GradientTransformation, TransformUpdateFn, as_transformation
 from gradchain._numerics import safe_increment as _safe_increment_impl
@@ -28,6 +29,7 @@ __all__ = [
     "ClipState",
     "GradientTransformationExtraArgs",
     "MaskOrFn",
+    "MultiNormalDiagFromLogScale",
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
@@ -36,6 +38,7 @@ __all__ = [
     "TransformUpdateExtraArgsFn",
     "clip",
     "init_empty_state",
+    "multi_normal",
     "multi_transform",
     "safe_increment",
     "safe_int32_increment",
@@ -291,3 +294,79 @@ class MultiSteps:
     def has_updated(state: Any) -> jax.Array:
         """Whether the latest ``update`` stepped the inner transformation (see `has_updated`)."""
         return has_updated(state)
+
+
+class MultiNormalDiagFromLogScale:
+    """A normal distribution with diagonal covariance, parameterized by its mean and the
+    log of its standard deviation (Optax's class of the same name).
+
+    Args:
+        loc: The mean.
+        log_scale: ``log`` of the standard deviation; broadcast against ``loc``.
+    """
+
+    def __init__(self, loc, log_scale):
+        self._mean = jnp.asarray(loc)
+        self._log_scale = jnp.asarray(log_scale)
+        for arg, x in (("loc", self._mean), ("log_scale", self._log_scale)):
+            if not jnp.issubdtype(x.dtype, jnp.floating):
+                raise TypeError(f"multi_normal: `{arg}` must be a floating array, got dtype {x.dtype}.")
+        self._scale = jnp.exp(self._log_scale)
+        try:
+            self._param_shape = jnp.broadcast_shapes(self._mean.shape, self._scale.shape)
+        except ValueError:
+            raise ValueError(
+                f"multi_normal: `loc` and `log_scale` must broadcast together, got shapes "
+                f"{self._mean.shape} and {self._scale.shape}."
+            ) from None
+
+    def sample(self, shape, key) -> jax.Array:
+        """``shape + param_shape`` draws: ``loc + exp(log_scale) * N(0, 1)``."""
+        dt = jnp.result_type(self._mean.dtype, self._scale.dtype)
+        z = jax.random.normal(key, shape=(*tuple(shape), *self._param_shape), dtype=dt)
+        scale = jnp.broadcast_to(self._scale.astype(dt), z.shape)
+        return z * scale + jnp.broadcast_to(self._mean.astype(dt), z.shape)
+
+    def log_prob(self, x) -> jax.Array:
+        """The log density of ``x``, summed over the parameter axes."""
+        x = jnp.asarray(x)
+        dt = jnp.result_type(x.dtype, self._mean.dtype, self._scale.dtype)
+        shape = jnp.broadcast_shapes(x.shape, self._param_shape)
+        lp = jax.scipy.stats.norm.logpdf(
+            jnp.broadcast_to(x.astype(dt), shape),
+            loc=jnp.broadcast_to(self._mean.astype(dt), shape),
+            scale=jnp.broadcast_to(self._scale.astype(dt), shape),
+        )
+        return jnp.sum(lp, axis=tuple(range(-len(self._param_shape), 0)))
+
+    @property
+    def log_scale(self) -> jax.Array:
+        return self._log_scale
+
+    @property
+    def params(self) -> list:
+        return [self._mean, self._log_scale]
+
+
+def multi_normal(loc, log_scale) -> MultiNormalDiagFromLogScale:
+    """A diagonal normal distribution from its mean and log standard deviation.
+
+    ``sample(shape, key) = loc + exp(log_scale) * N(0, I)``; ``log_prob(x) = sum_i
+    log N(x_i; loc_i, exp(log_scale_i)^2)`` over the parameter axes.
+
+    Args:
+        loc: The mean.
+        log_scale: ``log`` of the standard deviation.
+
+    Returns:
+        A `MultiNormalDiagFromLogScale` (Optax's ``multi_normal``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, gradchain
+        >>> d = gradchain.multi_normal(jnp.zeros(2), jnp.zeros(2))
+        >>> d.sample((3,), jax.random.key(0)).shape
+        (3, 2)
+        >>> d.log_prob(jnp.zeros(2))
+        Array(-1.837877, dtype=float32)
+    """
+    return MultiNormalDiagFromLogScale(loc, log_scale)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from gradchain._base import EmptyState, GradientTransformation
 from gradchain._numerics import abs_sq, compute_dtype, hp, safe_increment, zero_count
-from gradchain._tree import clip_factor, global_norm, scale_leaf, scale_tree, stats_dtype
+from gradchain._tree import clip_factor, clip_leaf, global_norm, scale_leaf, scale_tree, stats_dtype
 from gradchain._validate import (
     check_decay,
     check_floating,
@@ -147,8 +147,8 @@ def clip_by_global_norm(max_norm) -> GradientTransformation:
         check_floating("clip_by_global_norm", updates)
         del params, extra_args
         norm = global_norm(updates)
-        factor = clip_factor(norm, hp(max_norm, norm.dtype))
-        new_updates = jax.tree.map(lambda g: scale_leaf(g, factor), updates)
+        bound = hp(max_norm, norm.dtype)
+        new_updates = jax.tree.map(lambda g: clip_leaf(g, norm, bound), updates)
         return new_updates, ClipByGlobalNormState(global_norm=norm.astype(jnp.float32))
 
     return GradientTransformation(init_fn, update_fn)

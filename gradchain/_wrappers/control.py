@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -17,12 +17,20 @@ from gradchain._numerics import as_leaf, cond, promote, safe_increment, zero_cou
 from gradchain._validate import check_flag, check_floating
 
 __all__ = [
+    "ConditionFn",
     "ConditionallyMaskState",
     "ConditionallyTransformState",
     "conditionally_mask",
     "conditionally_transform",
     "flatten",
 ]
+
+
+class ConditionFn(Protocol):
+    """The predicate of `conditionally_transform` and `conditionally_mask`:
+    ``f(step, **extra_args) -> bool scalar`` (Optax's protocol of the same name)."""
+
+    def __call__(self, step: jax.Array, **extra_args) -> Any: ...
 
 
 class ConditionallyTransformState(NamedTuple):

@@ -1,12 +1,13 @@
 """With what hyperparameters: `inject_hyperparams` (hyperparameters as state, settable
-between steps, any of them a schedule)."""
+between steps, any of them a schedule, stateless or stateful)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -17,14 +18,87 @@ from gradchain._masking import is_bool
 from gradchain._numerics import safe_increment, zero_count
 from gradchain._validate import check_dtype, schedule_value
 
-__all__ = ["InjectHyperparamsState", "inject_hyperparams"]
+__all__ = [
+    "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
+    "StatefulSchedule",
+    "WrappedSchedule",
+    "WrappedScheduleState",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
+]
+
+
+@runtime_checkable
+class StatefulSchedule(Protocol):
+    """A schedule with a state of its own, updated each step from the step's extra args.
+
+    ``init() -> state``; ``update(state, **extra_args) -> state``; ``__call__(state,
+    **extra_args) -> value``. `inject_hyperparams` reads the value from the state before
+    the step, then updates the state (Optax's protocol of the same name).
+    """
+
+    def init(self) -> Any: ...
+
+    def update(self, state: Any, **extra_args) -> Any: ...
+
+    def __call__(self, state: Any, **extra_args) -> Any: ...
+
+
+class WrappedScheduleState(NamedTuple):
+    """State of a `WrappedSchedule`: the steps taken."""
+
+    count: jax.Array  # int32 scalar
+
+
+class WrappedSchedule:
+    """A plain schedule ``count -> value`` as a `StatefulSchedule` counting its own steps.
+
+    Args:
+        schedule_fn: The schedule.
+
+    Examples:
+        >>> import gradchain
+        >>> sched = gradchain.WrappedSchedule(gradchain.linear_schedule(1.0, 0.0, 4))
+        >>> state = sched.update(sched.init())
+        >>> sched(state)
+        Array(0.75, dtype=float32)
+    """
+
+    def __init__(self, schedule_fn: Callable):
+        if not callable(schedule_fn):
+            raise TypeError(f"WrappedSchedule: `schedule_fn` must be callable, got {schedule_fn!r}.")
+        self.schedule_fn = schedule_fn
+
+    def init(self) -> WrappedScheduleState:
+        return WrappedScheduleState(count=zero_count())
+
+    def update(self, state: WrappedScheduleState, **extra_args) -> WrappedScheduleState:
+        del extra_args
+        return WrappedScheduleState(count=safe_increment(state.count))
+
+    def __call__(self, state: WrappedScheduleState, **extra_args):
+        del extra_args
+        return self.schedule_fn(state.count)
+
+
+class InjectStatefulHyperparamsState(NamedTuple):
+    """State of a transformation built by `inject_hyperparams` (Optax's layout)."""
+
+    count: jax.Array  # int32 scalar: steps taken
+    hyperparams: dict  # name -> scalar array: the value used by the latest step (settable)
+    hyperparams_states: (
+        dict  # scheduled name -> the schedule's state (WrappedScheduleState for plain schedules)
+    )
+    inner_state: Any
 
 
 class InjectHyperparamsState(NamedTuple):
-    """State of a transformation built by `inject_hyperparams`."""
+    """Optax's earlier three-field state of `inject_hyperparams`, kept for code that names
+    it; `inject_hyperparams` returns `InjectStatefulHyperparamsState`."""
 
-    count: jax.Array  # int32 scalar: steps taken (the argument given to schedules)
-    hyperparams: dict  # name -> scalar array: the value used by the latest step (settable)
+    count: jax.Array
+    hyperparams: dict
     inner_state: Any
 
 
@@ -45,7 +119,6 @@ def _fixed_dtype(value, override) -> np.dtype:
 
 def inject_hyperparams(
     inner_factory: Callable[..., GradientTransformation],
-    *,
     static_args: str | Iterable[str] = (),
     hyperparam_dtype: Any = None,
 ) -> Callable[..., GradientTransformation]:
@@ -55,10 +128,13 @@ def inject_hyperparams(
     transformation equal to ``f(*args, **kwargs)``, except that every numeric argument
     (defaults included) lives in ``state.hyperparams`` as an array: readable for
     logging and settable between steps without recompiling, and any argument may be
-    a schedule ``count -> value`` evaluated at each step. At step ``t = count``::
+    a schedule: a plain one ``count -> value`` (wrapped in a `WrappedSchedule`) or a
+    `StatefulSchedule` whose state lives in ``state.hyperparams_states`` and is updated
+    from the step's extra args. At step ``t = count``::
 
-        h_t[k] = schedule_k(t)  if k is scheduled  else  state.hyperparams[k]
-        u_t, inner_state = f(**h_t, **static).update(g_t, inner_state)
+        h_t[k] = sched_k(s_k, **extra_args)  if k is scheduled  else  state.hyperparams[k]
+        s_k = sched_k.update(s_k, **extra_args)           (a plain schedule: s_k = t + 1)
+        u_t, inner_state = f(**h_t, **static).update(g_t, inner_state, **extra_args)
         state.hyperparams = h_t;  count = t + 1
 
     Python bools, ``None``, strings and other non-numeric values are passed as they
@@ -79,8 +155,8 @@ def inject_hyperparams(
 
     Returns:
         A function with ``inner_factory``'s signature returning a
-        `GradientTransformation` with state `InjectHyperparamsState(count, hyperparams,
-        inner_state)`.
+        `GradientTransformation` with state `InjectStatefulHyperparamsState(count,
+        hyperparams, hyperparams_states, inner_state)`, Optax's layout.
 
     Examples:
         >>> import jax.numpy as jnp, gradchain
@@ -132,8 +208,10 @@ def inject_hyperparams(
                 or isinstance(value, (type, np.dtype))  # e.g. mu_dtype=jnp.float32, not a schedule
             ):
                 continue
-            if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+            if isinstance(value, StatefulSchedule):
                 schedules[name] = value
+            elif callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+                schedules[name] = WrappedSchedule(value)
             elif isinstance(value, (int, float, np.number, np.ndarray, jax.Array)):
                 x = value if isinstance(value, jax.Array) else np.asarray(value)
                 if jnp.issubdtype(x.dtype, jnp.number):
@@ -144,33 +222,68 @@ def inject_hyperparams(
             b.arguments.update(hparams)
             return inner_factory(*b.args, **b.kwargs)
 
-        # the dtype of each hyperparameter is fixed here, once (schedules: from their value at 0)
+        # the dtype of each hyperparameter is fixed here, once (schedules: from their first value)
         fixed = {k: _fixed_dtype(v, hyperparam_dtype) for k, v in numeric.items()}
         for k, sched in schedules.items():
-            v0 = schedule_value(fn, k, sched(zero_count()))
+            v0 = schedule_value(fn, k, sched(sched.init()))
             fixed[k] = _fixed_dtype(
                 v0.astype(jnp.float32) if jnp.issubdtype(v0.dtype, jnp.integer) else v0, hyperparam_dtype
             )
 
-        def hyperparams_at(count, values):
+        def hyperparams_at(values, sched_states, extra_args):
             out = {k: jnp.asarray(v).astype(fixed[k]) for k, v in values.items()}
-            out.update({k: schedule_value(fn, k, s(count)).astype(fixed[k]) for k, s in schedules.items()})
+            for k, sched in schedules.items():
+                out[k] = schedule_value(fn, k, sched(sched_states[k], **extra_args)).astype(fixed[k])
             return out
 
-        tx0 = build(hyperparams_at(zero_count(), numeric))  # validates eagerly
+        def schedule_states():
+            return {k: sched.init() for k, sched in schedules.items()}
+
+        tx0 = build(hyperparams_at(numeric, schedule_states(), {}))  # validates eagerly
         as_transformation(fn, "inner_factory(...)", tx0)
 
         def init_fn(params):
-            count = zero_count()
-            h = hyperparams_at(count, numeric)
-            return InjectHyperparamsState(count=count, hyperparams=h, inner_state=build(h).init(params))
+            states = schedule_states()
+            h = hyperparams_at(numeric, states, {})
+            return InjectStatefulHyperparamsState(zero_count(), h, states, build(h).init(params))
 
         def update_fn(updates, state, params=None, **extra_args):
             values = {k: state.hyperparams[k] for k in numeric}
-            h = hyperparams_at(state.count, values)
+            h = hyperparams_at(values, state.hyperparams_states, extra_args)
+            states = {
+                k: sched.update(state.hyperparams_states[k], **extra_args) for k, sched in schedules.items()
+            }
             updates, inner_state = build(h).update(updates, state.inner_state, params, **extra_args)
-            return updates, InjectHyperparamsState(safe_increment(state.count), h, inner_state)
+            return updates, InjectStatefulHyperparamsState(
+                safe_increment(state.count), h, states, inner_state
+            )
 
         return GradientTransformation(init_fn, update_fn)
 
     return wrapped
+
+
+def inject_stateful_hyperparams(
+    inner_factory: Callable[..., GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., GradientTransformation]:
+    """`inject_hyperparams` under its earlier Optax name (deprecated there and here).
+
+    Emits a ``DeprecationWarning`` and returns ``inject_hyperparams(inner_factory,
+    static_args, hyperparam_dtype)``, which takes stateful schedules as well.
+
+    Args:
+        inner_factory: A function returning a `GradientTransformation`.
+        static_args: Name(s) of callable arguments that are not schedules.
+        hyperparam_dtype: Dtype of the floating hyperparameters.
+
+    Returns:
+        What `inject_hyperparams` returns.
+    """
+    warnings.warn(
+        "inject_stateful_hyperparams is deprecated, use inject_hyperparams instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return inject_hyperparams(inner_factory, static_args, hyperparam_dtype)

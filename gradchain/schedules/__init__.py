@@ -3,9 +3,17 @@
 Every factory returns a pure function ``count -> value`` (int32 count, scalar or array;
 float32 value of the same shape), usable with `gradchain.scale_by_schedule` or as the
 ``learning_rate`` of an optimizer. Names and arguments follow Optax; `inverse_time_decay`,
-`warmup_inverse_sqrt_schedule` and `warmup_stable_decay_schedule` are additions.
+`warmup_inverse_sqrt_schedule` and `warmup_stable_decay_schedule` are additions. As in
+``optax.schedules``, `inject_hyperparams` and the schedule protocols are here too.
 """
 
+from gradchain._base import Schedule as Schedule
+from gradchain._wrappers.hyperparams import InjectHyperparamsState as InjectHyperparamsState
+from gradchain._wrappers.hyperparams import InjectStatefulHyperparamsState as InjectStatefulHyperparamsState
+from gradchain._wrappers.hyperparams import StatefulSchedule as StatefulSchedule
+from gradchain._wrappers.hyperparams import WrappedSchedule as WrappedSchedule
+from gradchain._wrappers.hyperparams import inject_hyperparams as inject_hyperparams
+from gradchain._wrappers.hyperparams import inject_stateful_hyperparams as inject_stateful_hyperparams
 from gradchain.schedules._join import cosine_onecycle_schedule as cosine_onecycle_schedule
 from gradchain.schedules._join import join_schedules as join_schedules
 from gradchain.schedules._join import sgdr_schedule as sgdr_schedule
@@ -24,22 +32,4 @@ from gradchain.schedules._schedules import linear_schedule as linear_schedule
 from gradchain.schedules._schedules import piecewise_constant_schedule as piecewise_constant_schedule
 from gradchain.schedules._schedules import polynomial_schedule as polynomial_schedule
 
-__all__ = [
-    "constant_schedule",
-    "cosine_decay_schedule",
-    "cosine_onecycle_schedule",
-    "exponential_decay",
-    "inverse_time_decay",
-    "join_schedules",
-    "linear_onecycle_schedule",
-    "linear_schedule",
-    "piecewise_constant_schedule",
-    "piecewise_interpolate_schedule",
-    "polynomial_schedule",
-    "sgdr_schedule",
-    "warmup_constant_schedule",
-    "warmup_cosine_decay_schedule",
-    "warmup_exponential_decay_schedule",
-    "warmup_inverse_sqrt_schedule",
-    "warmup_stable_decay_schedule",
-]
+__all__ = sorted(n for n in dir() if not n.startswith("_"))
