@@ -257,7 +257,7 @@ ERRORS = [
     (lambda: gl.l2_loss(PRED, TARGET.astype(jnp.complex64)), TypeError, r"l2_loss: `targets` must be a real or boolean array, got dtype complex64"),
     (lambda: gl.huber_loss(PRED, TARGET, delta=0.0), ValueError, r"huber_loss: `delta` must be > 0, got 0.0"),
     (lambda: gl.softmax_cross_entropy(LOGITS, PROB_LABELS, axis=2), ValueError, r"softmax_cross_entropy: `axis` must be in \[-2, 2\)"),
-    (lambda: gl.softmax_cross_entropy_with_integer_labels(LOGITS, INT_LABELS, axis=(0, 1)), TypeError, r"softmax_cross_entropy_with_integer_labels: `axis` must be an int"),
+    (lambda: gl.softmax_cross_entropy_with_integer_labels(LOGITS, INT_LABELS, axis=1.5), TypeError, r"softmax_cross_entropy_with_integer_labels: `axis` must be an int"),
 ]  # fmt: skip
 
 
@@ -267,3 +267,63 @@ ERRORS = [
 def test_invalid_arguments_raise(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+# ------------------------------------------------------- where= and tuple axes (Optax 0.2.4+)
+_L4 = jax.random.normal(jax.random.key(7), (2, 3, 4, 5))
+_W4 = jax.random.bernoulli(jax.random.key(8), 0.7, (2, 3, 4, 5))
+_P4 = jax.nn.softmax(jax.random.normal(jax.random.key(9), (2, 3, 4, 5)), axis=-1)
+_K2 = jnp.array([[0, 3, 7], [19, 5, 11]])  # flat indices into a (4, 5) slice
+
+
+def _optax(fn, *args, **kw):
+    import optax
+
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        return getattr(optax.losses, fn)(*args, **kw)
+
+
+@pytest.mark.parametrize(
+    "fn, args, kw",
+    [
+        ("softmax_cross_entropy", (_L4, _P4), {"where": _W4}),
+        ("softmax_cross_entropy", (_L4, _P4), {"axis": (2, 3)}),
+        ("softmax_cross_entropy", (_L4, _P4), {"axis": (2, 3), "where": _W4}),
+        ("softmax_cross_entropy", (_L4, _P4), {"axis": 1, "where": _W4[:, 0]}),  # batch-shaped mask
+        ("softmax_cross_entropy_with_integer_labels", (_L4[..., 0, :], _K2 % 5), {"where": _W4[..., 0, :]}),
+        ("softmax_cross_entropy_with_integer_labels", (_L4, _K2), {"axis": (2, 3)}),
+        ("softmax_cross_entropy_with_integer_labels", (_L4, _K2), {"axis": (2, 3), "where": _W4}),
+        (
+            "softmax_cross_entropy_with_integer_labels",
+            (jnp.moveaxis(_L4[:, :, 0], 1, 2), _K2 % 3),
+            {"axis": 1},
+        ),
+    ],
+)
+def test_where_and_tuple_axes_equal_optax(fn, args, kw):
+    mine = getattr(gl, fn)(*args, **kw)
+    theirs = _optax(fn, *args, **kw)
+    np.testing.assert_allclose(mine, theirs, rtol=2e-6, atol=1e-6)
+
+
+def test_where_cross_entropy_float64_transcription():
+    x, p, w = (np.asarray(a, np.float64) for a in (_L4, _P4, _W4))
+    m = np.max(np.where(w, x, -np.inf), axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        lse = np.log(np.sum(np.where(w, np.exp(x - m), 0.0), axis=-1, keepdims=True)) + m
+        ref = -np.sum(np.where(w, p * (x - lse), 0.0), axis=-1)
+    np.testing.assert_allclose(gl.softmax_cross_entropy(_L4, _P4, where=_W4), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_a_fully_masked_slice_gives_zero_with_finite_gradients():
+    w = jnp.zeros((2, 5), bool).at[0].set(True)
+    x = jnp.array([[1.0, 2.0, 3.0, 4.0, 5.0], [1e30, jnp.nan, 0.0, 1.0, 2.0]])
+    out = gl.softmax_cross_entropy_with_integer_labels(x, jnp.array([1, 2]), where=w)
+    assert float(out[1]) == 0.0 and np.isfinite(out[0])
+    g = jax.grad(lambda x: gl.softmax_cross_entropy(x, jax.nn.one_hot(jnp.array([1, 2]), 5), where=w).sum())(
+        jnp.nan_to_num(x)
+    )
+    assert np.all(np.isfinite(g))
+    with pytest.raises(ValueError, match="softmax_cross_entropy: `where` must be broadcastable"):
+        gl.softmax_cross_entropy(x, jax.nn.one_hot(jnp.array([1, 2]), 5), where=jnp.ones((3,), bool))

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from gradchain._numerics import hp
 from gradchain._validate import check_positive
+from gradchain.losses._common import axes, floating, log_softmax, mask, masked_sum, pair
 
 __all__ = [
     "huber_loss",
@@ -29,40 +30,10 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
-def _floating(fn: str, name: str, x: Any) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{fn}: `{name}` must be a floating-point array, got dtype {x.dtype}.")
-    return x
-
-
-def _same_shape(fn: str, a_name: str, a: jax.Array, b_name: str, b: jax.Array) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{fn}: `{a_name}` and `{b_name}` must have the same shape, got {a.shape} and {b.shape} "
-            "(losses never broadcast)."
-        )
-
-
-def _pair(fn: str, a_name: str, a: Any, b_name: str, b: Any) -> tuple[jax.Array, jax.Array]:
-    """``a`` (floating) and ``b`` (any real or bool dtype) of equal shapes, in one float dtype."""
-    a = _floating(fn, a_name, a)
-    b = jnp.asarray(b)
-    _same_shape(fn, a_name, a, b_name, b)
-    if jnp.issubdtype(b.dtype, jnp.floating):
-        with jax.numpy_dtype_promotion("standard"):
-            dtype = jnp.promote_types(a.dtype, b.dtype)
-    elif jnp.issubdtype(b.dtype, jnp.integer) or b.dtype == jnp.bool_:
-        dtype = a.dtype
-    else:
-        raise TypeError(f"{fn}: `{b_name}` must be a real or boolean array, got dtype {b.dtype}.")
-    return a.astype(dtype), b.astype(dtype)
-
-
 def _errors(fn: str, predictions: Any, targets: Any) -> jax.Array:
     if targets is None:
-        return _floating(fn, "predictions", predictions)
-    p, t = _pair(fn, "predictions", predictions, "targets", targets)
+        return floating(fn, "predictions", predictions)
+    p, t = pair(fn, "predictions", predictions, "targets", targets)
     return p - t
 
 
@@ -146,32 +117,36 @@ def huber_loss(predictions, targets=None, *, delta=1.0) -> jax.Array:
 
 
 # ------------------------------------------------------------------------ classification
-def _class_axis(fn: str, logits: jax.Array, axis: Any) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"{fn}: `axis` must be an int, got {axis!r}.")
-    if not -logits.ndim <= axis < logits.ndim:
-        raise ValueError(
-            f"{fn}: `axis` must be in [{-logits.ndim}, {logits.ndim}) for logits of shape "
-            f"{logits.shape}, got {axis}."
-        )
-    return axis % logits.ndim
+def _class_mask(fn: str, where: Any, x: jax.Array, class_axes: tuple[int, ...]) -> jax.Array | None:
+    """``where`` of ``x``'s shape, or of the batch shape (``x``'s without the class axes,
+    expanded there), as a boolean mask of ``x``'s shape; ``None`` stays ``None``."""
+    if where is None:
+        return None
+    w = jnp.asarray(where)
+    if w.ndim != x.ndim:
+        w = jnp.expand_dims(w, class_axes)
+    return mask(fn, w, x.shape, "`logits`")
 
 
-def softmax_cross_entropy(logits, labels, axis=-1) -> jax.Array:
+def softmax_cross_entropy(logits, labels, axis=-1, where=None) -> jax.Array:
     """Cross-entropy between ``softmax(logits)`` and target distributions ``labels``.
 
-    Along the class axis (computed with a stable log-softmax)::
+    Over the class axes ``A`` (an int, a tuple of ints, or ``None`` for all), among the
+    entries where ``where`` holds (computed with a stable log-softmax)::
 
-        loss = -sum_c labels[c] * log_softmax(logits)[c]
+        loss = -sum_{c in A, where} labels[c] * log_softmax_where(logits)[c]
 
     Args:
         logits: Unnormalised log-probabilities, shape ``[..., num_classes]``.
         labels: Target distributions (e.g. one-hot), the same shape as ``logits``;
             integer or boolean one-hot labels are cast to the logits' dtype.
-        axis: The class axis.
+        axis: The class axis or axes.
+        where: Optional boolean mask of the entries to include, of ``logits``'s shape
+            or of the batch shape; masked entries contribute nothing (even ``nan``
+            ones), and a slice with no entry gives 0.
 
     Returns:
-        The per-example losses, of ``logits``'s shape without the class axis.
+        The per-example losses, of ``logits``'s shape without the class axes.
 
     Examples:
         >>> import jax.numpy as jnp, gradchain
@@ -181,24 +156,34 @@ def softmax_cross_entropy(logits, labels, axis=-1) -> jax.Array:
         [0.2761, 2.9518]
     """
     fn = "softmax_cross_entropy"
-    x, y = _pair(fn, "logits", logits, "labels", labels)
-    axis = _class_axis(fn, x, axis)
-    return -jnp.sum(y * jax.nn.log_softmax(x, axis=axis), axis=axis)
+    x, y = pair(fn, "logits", logits, "labels", labels)
+    ax = axes(fn, axis, x.ndim, x.shape)
+    w = _class_mask(fn, where, x, ax)
+    lp = log_softmax(x, ax, w)
+    if w is not None:
+        lp = jnp.where(w, lp, jnp.zeros_like(lp))  # no -inf * 0 in values or gradients
+    return -masked_sum(y * lp, ax, w)
 
 
-def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1) -> jax.Array:
+def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=None) -> jax.Array:
     """Cross-entropy of ``softmax(logits)`` against integer class labels.
 
-    For the label ``k`` of each example, with ``m = max(logits)`` over the class axis::
+    For the label ``k`` of each example, with ``m`` the largest logit over the class
+    axis among the entries where ``where`` holds::
 
-        loss = log(sum(exp(logits - m))) - (logits[k] - m)      (= logsumexp(logits) - logits[k])
+        loss = log(sum_{where} exp(logits - m)) - (logits[k] - m)     (= logsumexp(logits) - logits[k])
+
+    A tuple of class axes is read as one axis of their flattened slice (the label is a
+    flat index into ``logits[axis]``, as ``jnp.ravel_multi_index`` gives it).
 
     Args:
         logits: Unnormalised log-probabilities, shape ``[..., num_classes]``.
         labels: Integer class indices in ``[0, num_classes)``, shape ``[...]`` (the
-            shape of ``logits`` without the class axis). A label out of that range
+            shape of ``logits`` without the class axes). A label out of that range
             (negative ones included) gives ``nan``.
-        axis: The class axis of ``logits``.
+        axis: The class axis, or a tuple of class axes.
+        where: Optional boolean mask of the classes to include, of ``logits``'s shape
+            or of the batch shape; a slice with no entry gives 0.
 
     Returns:
         The per-example losses, shaped like ``labels``.
@@ -211,27 +196,46 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1) -> jax.Ar
         [0.2761, 2.9518]
     """
     fn = "softmax_cross_entropy_with_integer_labels"
-    x = _floating(fn, "logits", logits)
+    x = floating(fn, "logits", logits)
     k = jnp.asarray(labels)
     if not jnp.issubdtype(k.dtype, jnp.integer):
         raise TypeError(
             f"{fn}: `labels` must be an integer array of class indices, got dtype {k.dtype} "
             "(for one-hot or probability labels use `softmax_cross_entropy`)."
         )
-    axis = _class_axis(fn, x, axis)
-    expected = x.shape[:axis] + x.shape[axis + 1 :]
+    if axis is None:
+        raise TypeError(f"{fn}: `axis` must be an int or a tuple of ints, got None.")
+    ax = axes(fn, axis, x.ndim, x.shape)
+    w = _class_mask(fn, where, x, ax)
+    batch = tuple(i for i in range(x.ndim) if i not in ax)
+    expected = tuple(x.shape[i] for i in batch)
     if k.shape != expected:
         raise ValueError(
-            f"{fn}: `labels` must have the shape of `logits` without the class axis {axis}, "
+            f"{fn}: `labels` must have the shape of `logits` without the class axes {ax}, "
             f"got logits {x.shape} and labels {k.shape} (expected {expected})."
         )
-    k = jnp.expand_dims(k.astype(jnp.int32), axis)
+    if len(ax) > 1 or ax[0] != x.ndim - 1:  # class axes last, flattened into one
+        x = jnp.transpose(x, batch + ax).reshape(*expected, -1)
+        w = None if w is None else jnp.transpose(w, batch + ax).reshape(*expected, -1)
+    k = k.astype(jnp.int32)[..., None]
     # Both terms relative to the largest logit m: log(sum(exp(x - m))) - (x[k] - m). Unlike
     # `logsumexp(x) - x[k]` (Optax), this keeps full relative precision when the loss is
     # small (a confident, correct prediction), where m + log(...) would round to ulp(m).
-    shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
-    label = jnp.take_along_axis(shifted, k, axis=axis, mode="fill", wrap_negative_indices=False)
-    return jnp.log(jnp.sum(jnp.exp(shifted), axis=axis)) - jnp.squeeze(label, axis)
+    if w is None:
+        shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
+        total = jnp.sum(jnp.exp(shifted), axis=-1)
+    else:
+        neg_inf = jnp.full_like(x, -jnp.inf)
+        m = jnp.max(jnp.where(w, x, neg_inf), axis=-1, keepdims=True)
+        m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+        shifted = x - m
+        total = jnp.sum(jnp.exp(jnp.where(w, shifted, neg_inf)), axis=-1)
+        total = jnp.where(total > 0, total, jnp.ones_like(total))
+    label = jnp.take_along_axis(shifted, k, axis=-1, mode="fill", wrap_negative_indices=False)[..., 0]
+    out = jnp.log(total) - label
+    if w is not None:
+        out = jnp.where(jnp.any(w, axis=-1), out, jnp.zeros_like(out))
+    return out
 
 
 def sigmoid_binary_cross_entropy(logits, labels) -> jax.Array:
@@ -256,5 +260,5 @@ def sigmoid_binary_cross_entropy(logits, labels) -> jax.Array:
         >>> [round(float(v), 4) for v in losses]
         [0.6931, 100.0]
     """
-    x, y = _pair("sigmoid_binary_cross_entropy", "logits", logits, "labels", labels)
+    x, y = pair("sigmoid_binary_cross_entropy", "logits", logits, "labels", labels)
     return y * jax.nn.softplus(-x) + (1 - y) * jax.nn.softplus(x)
