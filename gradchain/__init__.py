@@ -286,10 +286,20 @@ from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_s
 from gradchain.schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 
 # [muon]
+
 # [schedule_free]
+from gradchain._optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from gradchain._optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
+from gradchain._transforms.schedule_free import ScheduleFreeState as ScheduleFreeState
+from gradchain._transforms.schedule_free import schedule_free as schedule_free
+from gradchain._transforms.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+
 # [lr_free]
+
 # [averaging_cautious]
+
 # [low_precision]
+
 # [adam_contrib]
 # [contrib_misc]
 # [second_order]
