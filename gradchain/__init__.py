@@ -299,6 +299,10 @@ from gradchain._transforms.schedule_free import schedule_free_eval_params as sch
 # [averaging_cautious]
 
 # [low_precision]
+from gradchain._low_precision import KahanSummationState as KahanSummationState
+from gradchain._low_precision import apply_updates_stochastic as apply_updates_stochastic
+from gradchain._low_precision import kahan_summation as kahan_summation
+from gradchain._low_precision import stochastic_round as stochastic_round
 
 # [adam_contrib]
 # [contrib_misc]

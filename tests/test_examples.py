@@ -43,6 +43,7 @@ RUNS = {
     "lr_sweep": ("lr_sweep.py", [], "lr_sweep.png"),
     "exploding_gradients": ("exploding_gradients.py", [], "exploding_gradients.png"),
     "optimizer_tour": ("optimizer_tour.py", [], "optimizer_tour.png"),
+    "bf16_training": ("bf16_training.py", [], "bf16_training.png"),
 }
 SCRIPTS = sorted({script for script, _, _ in RUNS.values()})
 TIMEOUT_S = 300
