@@ -297,6 +297,13 @@ from gradchain._transforms.schedule_free import schedule_free_eval_params as sch
 # [lr_free]
 
 # [averaging_cautious]
+from gradchain._wrappers.averaging import AveragedParamsState as AveragedParamsState
+from gradchain._wrappers.averaging import averaged_params as averaged_params
+from gradchain._wrappers.averaging import ema_params as ema_params
+from gradchain._wrappers.averaging import swa_params as swa_params
+from gradchain._wrappers.cautious import AddCautiousWeightDecayState as AddCautiousWeightDecayState
+from gradchain._wrappers.cautious import add_cautious_weight_decay as add_cautious_weight_decay
+from gradchain._wrappers.cautious import cautious as cautious
 
 # [low_precision]
 from gradchain._low_precision import KahanSummationState as KahanSummationState

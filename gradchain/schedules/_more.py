@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from gradchain._base import Schedule
 from gradchain._numerics import hp
@@ -219,29 +220,44 @@ def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
 
 
 def warmup_stable_decay_schedule(
-    peak_value, total_steps, warmup_steps, decay_steps, init_value=0.0, end_value=0.0, *, decay_type="1-sqrt"
+    peak_value,
+    total_steps,
+    warmup_steps,
+    decay_steps,
+    init_value=0.0,
+    end_value=0.0,
+    *,
+    decay_type="1-sqrt",
+    num_cycles=0.5,
+    decay_to_zero: bool = False,
 ) -> Schedule:
     """Warmup-stable-decay (WSD, "trapezoidal"): warm up, hold ``peak_value``, then cool down.
 
     Not in Optax. With ``I = init_value``, ``P = peak_value``, ``E = end_value``,
-    ``W = warmup_steps``, ``D = decay_steps``, ``N = total_steps`` and
-    ``s = (t - (N - D)) / D``::
+    ``W = warmup_steps``, ``D = decay_steps``, ``N = total_steps``, ``C = num_cycles``
+    and ``s = (t - (N - D)) / D`` the progress of the decay::
 
-        v(t) = I + (P - I) * t / W          for t < W             (warm-up)
-        v(t) = P                            for W <= t < N - D    (stable)
-        v(t) = E + (P - E) * f(s)           for N - D <= t < N    (decay)
-        v(t) = E                            for t >= N
+        v(t) = I + (P - I) * t / W              for t < W             (warm-up)
+        v(t) = P                                for W <= t < N - D    (stable)
+        v(t) = E + (P - E) * f(s)               for N - D <= t < N    (decay)
+        v(t) = E                                for t >= N
 
-        f(s) = 1 - s                        decay_type="linear"
-        f(s) = (1 + cos(pi * s)) / 2        decay_type="cosine"
-        f(s) = 1 - sqrt(s)                  decay_type="1-sqrt"
+        f(s) = 1 - s                            decay_type="linear"
+        f(s) = (1 + cos(2 * pi * C * s)) / 2    decay_type="cosine" (C = 1/2: a half cosine)
+        f(s) = 1 - sqrt(s)                      decay_type="1-sqrt"
 
-    In terms of ``pytorch_optimizer.lr_scheduler.get_wsd_schedule`` (a multiplier of
-    the optimizer's learning rate ``P``): ``num_warmup_steps = W``,
-    ``num_stable_steps = N - W - D``, ``num_decay_steps = D``,
-    ``min_lr_ratio = E / P``, ``cooldown_type = decay_type``; the values agree for
-    ``I = 0`` and, with ``E != 0``, for the cosine decay. Its linear and ``1-sqrt``
-    decays go to 0 and then jump to ``E``; here they end at ``E`` continuously.
+    With ``decay_to_zero``, the linear and ``1-sqrt`` decays read ``v(t) = P * f(s)``
+    instead: they go to 0 and the value jumps to ``E`` at step ``N``.
+
+    This is ``pytorch_optimizer.lr_scheduler.get_wsd_schedule`` (a multiplier of the
+    optimizer's learning rate ``P``, version 4.1.0) with ``num_warmup_steps = W``,
+    ``num_stable_steps = N - W - D``, ``num_decay_steps = D``, ``min_lr_ratio = E / P``,
+    ``num_cycles = C``, ``cooldown_type = decay_type``, for ``I = 0``: exactly for the
+    cosine decay, and with ``decay_to_zero=True`` for the linear and ``1-sqrt`` ones
+    (they ignore ``min_lr_ratio`` until the end; by default here they end at ``E``
+    continuously). The decays are computed from the remaining fraction ``1 - s = (N -
+    t) / D``, so that they stay accurate to float32's relative precision down to their
+    last steps (no cancellation in ``1 - sqrt(s)`` or ``1 + cos(pi * s)``).
 
     Args:
         peak_value: Value after the warm-up and during the stable phase.
@@ -253,6 +269,10 @@ def warmup_stable_decay_schedule(
         end_value: Value from step ``total_steps`` on.
         decay_type: ``'linear'``, ``'cosine'`` or ``'1-sqrt'`` (the default, as
             recommended by Hägele et al.).
+        num_cycles: Cosine cycles over the decay, ``>= 0`` (``decay_type='cosine'``
+            only; pytorch_optimizer's ``num_cycles``, 0.5 by default).
+        decay_to_zero: Decay the linear and ``1-sqrt`` cool-downs to 0 and jump to
+            ``end_value`` at the end (pytorch_optimizer's convention).
 
     Returns:
         A schedule ``count -> value``.
@@ -276,28 +296,35 @@ def warmup_stable_decay_schedule(
     check_scalar(fn, "init_value", init_value)
     check_scalar(fn, "end_value", end_value)
     kind = _choice(fn, "decay_type", decay_type, _DECAY_TYPES)
+    check_scalar(fn, "num_cycles", num_cycles, lo=0.0)
+    if not isinstance(decay_to_zero, (bool, np.bool_)):
+        raise TypeError(f"{fn}: `decay_to_zero` must be a bool, got {decay_to_zero!r}.")
     n, w, d = (concrete_scalar(v) for v in (total_steps, warmup_steps, decay_steps))
     if n is not None and w is not None and d is not None and w + d > n:
         raise ValueError(
             f"{fn}: `warmup_steps + decay_steps` must be <= `total_steps` = {total_steps!r}, "
             f"got {warmup_steps!r} + {decay_steps!r}."
         )
-    dtype = value_dtype(peak_value, total_steps, warmup_steps, decay_steps, init_value, end_value)
-    warmup = polynomial_builder(init_value, peak_value, 1, warmup_steps, 0)
+    dtype = value_dtype(peak_value, total_steps, warmup_steps, decay_steps, init_value, end_value, num_cycles)
 
     def schedule(count):
         t = as_time(count, dtype)
-        p, e = broadcast_value(peak_value, t, dtype), broadcast_value(end_value, t, dtype)
+        i, p, e = (broadcast_value(v, t, dtype) for v in (init_value, peak_value, end_value))
         n_, w_, d_ = hp(total_steps, dtype), hp(warmup_steps, dtype), hp(decay_steps, dtype)
         start = n_ - d_
+        warm = i + (p - i) * (t / jnp.maximum(w_, 1))
+        # the decay's progress s and remaining fraction r = 1 - s, each from a difference of
+        # integers (exact), so that f keeps float32's relative precision at both ends
         s = jnp.clip((t - start) / jnp.maximum(d_, 1), 0, 1)
+        r = jnp.clip((n_ - t) / jnp.maximum(d_, 1), 0, 1)
         if kind == "linear":
-            f = 1 - s
-        elif kind == "cosine":
-            f = (1 + jnp.cos(jnp.pi * s)) / 2
-        else:
-            f = 1 - jnp.sqrt(s)
-        decay = e + (p - e) * f
-        return jnp.where(t < w_, warmup(count), jnp.where(t < start, p, jnp.where(t < n_, decay, e)))
+            f = r
+        elif kind == "cosine":  # (1 + cos(2 pi C s)) / 2 = sin(pi (1/2 - C + C r))**2
+            c = hp(num_cycles, dtype)
+            f = jnp.sin(jnp.pi * ((0.5 - c) + c * r)) ** 2
+        else:  # 1 - sqrt(s) = (1 - s) / (1 + sqrt(s))
+            f = r / (1 + jnp.sqrt(s))
+        decay = p * f if decay_to_zero and kind != "cosine" else e + (p - e) * f
+        return jnp.where(t < w_, warm, jnp.where(t < start, p, jnp.where(t < n_, decay, e)))
 
     return schedule
