@@ -182,7 +182,6 @@ from gradchain._transforms.step_size import (
     scale_by_distance_over_gradients as scale_by_distance_over_gradients,
 )
 from gradchain._transforms.step_size import scale_by_polyak as scale_by_polyak
-from gradchain._tree import global_norm as global_norm
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
 from gradchain._utilities import AdaptiveGradClipState as AdaptiveGradClipState
@@ -312,6 +311,24 @@ from gradchain._low_precision import kahan_summation as kahan_summation
 from gradchain._low_precision import stochastic_round as stochastic_round
 
 # [adam_contrib]
+from gradchain._optimizers.adam_contrib import acprop as acprop
+from gradchain._optimizers.adam_contrib import ademamix as ademamix
+from gradchain._optimizers.adam_contrib import adopt as adopt
+from gradchain._optimizers.adam_contrib import madgrad as madgrad
+from gradchain._optimizers.adam_contrib import mars as mars
+from gradchain._optimizers.adam_contrib import simplified_ademamix as simplified_ademamix
+from gradchain._transforms.adam_contrib import ScaleByAdemamixState as ScaleByAdemamixState
+from gradchain._transforms.adam_contrib import ScaleBySimplifiedAdEMAMixState as ScaleBySimplifiedAdEMAMixState
+from gradchain._transforms.adam_contrib import ademamix_alpha_scheduler as ademamix_alpha_scheduler
+from gradchain._transforms.adam_contrib import ademamix_beta3_scheduler as ademamix_beta3_scheduler
+from gradchain._transforms.adam_contrib import scale_by_acprop as scale_by_acprop
+from gradchain._transforms.adam_contrib import scale_by_ademamix as scale_by_ademamix
+from gradchain._transforms.adam_contrib import scale_by_adopt as scale_by_adopt
+from gradchain._transforms.adam_contrib import scale_by_simplified_ademamix as scale_by_simplified_ademamix
+from gradchain._transforms.mars_madgrad import MadgradState as MadgradState
+from gradchain._transforms.mars_madgrad import ScaleByMarsState as ScaleByMarsState
+from gradchain._transforms.mars_madgrad import scale_by_madgrad as scale_by_madgrad
+from gradchain._transforms.mars_madgrad import scale_by_mars as scale_by_mars
 # [contrib_misc]
 # [second_order]
 

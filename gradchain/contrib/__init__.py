@@ -20,6 +20,19 @@ from gradchain._transforms.schedule_free import schedule_free_eval_params as sch
 # [lr_free]
 
 # [adam_contrib]
+from gradchain._optimizers.adam_contrib import acprop as acprop
+from gradchain._optimizers.adam_contrib import ademamix as ademamix
+from gradchain._optimizers.adam_contrib import adopt as adopt
+from gradchain._optimizers.adam_contrib import madgrad as madgrad
+from gradchain._optimizers.adam_contrib import simplified_ademamix as simplified_ademamix
+from gradchain._transforms.adam_contrib import ScaleByAdemamixState as ScaleByAdemamixState
+from gradchain._transforms.adam_contrib import ScaleBySimplifiedAdEMAMixState as ScaleBySimplifiedAdEMAMixState
+from gradchain._transforms.adam_contrib import scale_by_acprop as scale_by_acprop
+from gradchain._transforms.adam_contrib import scale_by_ademamix as scale_by_ademamix
+from gradchain._transforms.adam_contrib import scale_by_adopt as scale_by_adopt
+from gradchain._transforms.adam_contrib import scale_by_simplified_ademamix as scale_by_simplified_ademamix
+from gradchain._transforms.mars_madgrad import MadgradState as MadgradState
+from gradchain._transforms.mars_madgrad import scale_by_madgrad as scale_by_madgrad
 # [contrib_misc]
 # [second_order]
 
