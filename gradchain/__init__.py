@@ -294,6 +294,21 @@ from gradchain._transforms.schedule_free import schedule_free as schedule_free
 from gradchain._transforms.schedule_free import schedule_free_eval_params as schedule_free_eval_params
 
 # [lr_free]
+from gradchain._optimizers.lr_free import cocob as cocob
+from gradchain._optimizers.lr_free import dog as dog
+from gradchain._optimizers.lr_free import dowg as dowg
+from gradchain._transforms.lr_free import DAdaptAdamWState as DAdaptAdamWState
+from gradchain._transforms.lr_free import ProdigyState as ProdigyState
+from gradchain._transforms.lr_free import dadapt_adamw as dadapt_adamw
+from gradchain._transforms.lr_free import prodigy as prodigy
+from gradchain._transforms.lr_free_more import COCOBState as COCOBState
+from gradchain._transforms.lr_free_more import DoGState as DoGState
+from gradchain._transforms.lr_free_more import DoWGState as DoWGState
+from gradchain._transforms.lr_free_more import MechanicState as MechanicState
+from gradchain._transforms.lr_free_more import mechanize as mechanize
+from gradchain._transforms.lr_free_more import scale_by_cocob as scale_by_cocob
+from gradchain._transforms.lr_free_more import scale_by_dog as scale_by_dog
+from gradchain._transforms.lr_free_more import scale_by_dowg as scale_by_dowg
 
 # [averaging_cautious]
 from gradchain._wrappers.averaging import AveragedParamsState as AveragedParamsState
