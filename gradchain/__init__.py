@@ -285,6 +285,10 @@ from gradchain.schedules import warmup_inverse_sqrt_schedule as warmup_inverse_s
 from gradchain.schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 
 # [muon]
+from gradchain._optimizers.muon import muon as muon
+from gradchain._transforms.muon import MuonDimensionNumbers as MuonDimensionNumbers
+from gradchain._transforms.muon import MuonState as MuonState
+from gradchain._transforms.muon import scale_by_muon as scale_by_muon
 
 # [schedule_free]
 from gradchain._optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw

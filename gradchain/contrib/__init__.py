@@ -9,6 +9,10 @@ from gradchain._transforms.plateau import ReduceLROnPlateauState as ReduceLROnPl
 from gradchain._transforms.plateau import reduce_on_plateau as reduce_on_plateau
 
 # [muon]
+from gradchain._optimizers.muon import muon as muon
+from gradchain._transforms.muon import MuonDimensionNumbers as MuonDimensionNumbers
+from gradchain._transforms.muon import MuonState as MuonState
+from gradchain._transforms.muon import scale_by_muon as scale_by_muon
 
 # [schedule_free]
 from gradchain._optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
