@@ -4,6 +4,9 @@ Every technique is a pure ``(init, update)`` pair (`GradientTransformation`); ev
 optimizer is a `chain` of them. See README.md for the tour and the API table.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from gradchain import contrib as contrib
 from gradchain import losses as losses
 from gradchain import projections as projections
@@ -350,6 +353,11 @@ from gradchain._transforms.mars_madgrad import scale_by_madgrad as scale_by_madg
 from gradchain._transforms.mars_madgrad import scale_by_mars as scale_by_mars
 # [contrib_misc]
 # [second_order]
+
+try:
+    __version__ = _version("gradchain")
+except _PackageNotFoundError:  # a bare checkout on sys.path, not installed
+    __version__ = "0+unknown"
 
 # Every public name, computed from the explicit re-exports above (private modules and
 # helpers start with an underscore).
