@@ -44,6 +44,7 @@ RUNS = {
     "exploding_gradients": ("exploding_gradients.py", [], "exploding_gradients.png"),
     "optimizer_tour": ("optimizer_tour.py", [], "optimizer_tour.png"),
     "bf16_training": ("bf16_training.py", [], "bf16_training.png"),
+    "lm_optimizers": ("lm_optimizers.py", [], "lm_optimizers.png"),
 }
 SCRIPTS = sorted({script for script, _, _ in RUNS.values()})
 TIMEOUT_S = 300
