@@ -12,6 +12,13 @@ from gradchain import losses as losses
 from gradchain import projections as projections
 from gradchain import schedules as schedules
 from gradchain import transforms as transforms
+from gradchain import tree_utils as tree_utils
+from gradchain import tree as tree
+from gradchain import second_order as second_order
+from gradchain import assignment as assignment
+from gradchain import perturbations as perturbations
+from gradchain import microbatching as microbatching
+from gradchain import experimental as experimental
 from gradchain._base import EmptyState as EmptyState
 from gradchain._base import GradientTransformation as GradientTransformation
 from gradchain._base import OptState as OptState
@@ -185,6 +192,7 @@ from gradchain._transforms.step_size import (
     scale_by_distance_over_gradients as scale_by_distance_over_gradients,
 )
 from gradchain._transforms.step_size import scale_by_polyak as scale_by_polyak
+from gradchain._tree import global_norm as global_norm
 from gradchain._update import apply_updates as apply_updates
 from gradchain._update import incremental_update as incremental_update
 from gradchain._utilities import AdaptiveGradClipState as AdaptiveGradClipState
@@ -352,6 +360,32 @@ from gradchain._transforms.mars_madgrad import ScaleByMarsState as ScaleByMarsSt
 from gradchain._transforms.mars_madgrad import scale_by_madgrad as scale_by_madgrad
 from gradchain._transforms.mars_madgrad import scale_by_mars as scale_by_mars
 # [contrib_misc]
+from gradchain._optimizers.contrib_misc import dpsgd as dpsgd
+from gradchain._optimizers.contrib_misc import galore as galore
+from gradchain._optimizers.contrib_misc import sophia as sophia
+from gradchain._transforms.contrib_misc import MomoAdamState as MomoAdamState
+from gradchain._transforms.contrib_misc import MomoState as MomoState
+from gradchain._transforms.contrib_misc import momo as momo
+from gradchain._transforms.contrib_misc import momo_adam as momo_adam
+from gradchain._transforms.galore import GaLoreDimensionNumbers as GaLoreDimensionNumbers
+from gradchain._transforms.galore import GaLoreState as GaLoreState
+from gradchain._transforms.galore import scale_by_galore as scale_by_galore
+from gradchain._transforms.privacy import (
+    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
+)
+from gradchain._transforms.privacy import differentially_private_aggregate as differentially_private_aggregate
+from gradchain._transforms.sophia import HutchinsonState as HutchinsonState
+from gradchain._transforms.sophia import SophiaState as SophiaState
+from gradchain._transforms.sophia import (
+    hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
+)
+from gradchain._wrappers.complex_valued import SplitRealAndImaginaryState as SplitRealAndImaginaryState
+from gradchain._wrappers.complex_valued import split_real_and_imaginary as split_real_and_imaginary
+from gradchain._wrappers.sam import NormalizeState as NormalizeState
+from gradchain._wrappers.sam import SAMState as SAMState
+from gradchain._wrappers.sam import normalize as normalize
+from gradchain._wrappers.sam import sam as sam
+from gradchain._transforms.sophia import scale_by_sophia as scale_by_sophia
 # [second_order]
 
 try:

@@ -34,11 +34,18 @@ NAMESPACES = (
 )
 
 
+def _rename_rows() -> list[str]:
+    """The rows of the README's first porting table (Optax name -> gradchain name)."""
+    section = README[README.index("### Porting from Optax") :]
+    start = section.index("| ---")
+    header = section.rfind("\n", 0, start - 1) + 1
+    table = section[header : section.index("\n\n", start)]
+    return [row for row in table.splitlines()[2:] if row.startswith("|")]
+
+
 def _renamed() -> set[str]:
     """The Optax names the README's porting table maps to another gradchain name."""
-    table = README[README.index("### Porting from Optax") :]
-    table = table[: table.index("\n\n", table.index("| ---"))]
-    return set(re.findall(r"`optax\.([\w.]+)", table))
+    return {m for row in _rename_rows() for m in re.findall(r"`optax\.([\w.]+)", row)}
 
 
 def _public(module) -> list[str]:
@@ -93,9 +100,9 @@ def test_each_namespace_is_importable_as_in_optax(ns):
 
 
 def test_the_readme_renames_name_real_gradchain_objects():
-    table = README[README.index("### Porting from Optax") :]
-    table = table[: table.index("\n\n", table.index("| ---"))]
-    for row in table.splitlines()[2:]:
+    rows = _rename_rows()
+    assert len(rows) >= 4
+    for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         for name in re.findall(r"`(\w+)", cells[1]):
             assert hasattr(gradchain, name), f"README porting table names gradchain.{name}, which does not exist"

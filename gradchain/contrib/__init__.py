@@ -51,6 +51,31 @@ from gradchain._transforms.adam_contrib import scale_by_simplified_ademamix as s
 from gradchain._transforms.mars_madgrad import MadgradState as MadgradState
 from gradchain._transforms.mars_madgrad import scale_by_madgrad as scale_by_madgrad
 # [contrib_misc]
+from gradchain._optimizers.contrib_misc import dpsgd as dpsgd
+from gradchain._optimizers.contrib_misc import galore as galore
+from gradchain._optimizers.contrib_misc import sophia as sophia
+from gradchain._transforms.contrib_misc import MomoAdamState as MomoAdamState
+from gradchain._transforms.contrib_misc import MomoState as MomoState
+from gradchain._transforms.contrib_misc import momo as momo
+from gradchain._transforms.contrib_misc import momo_adam as momo_adam
+from gradchain._transforms.galore import GaLoreDimensionNumbers as GaLoreDimensionNumbers
+from gradchain._transforms.galore import GaLoreState as GaLoreState
+from gradchain._transforms.galore import scale_by_galore as scale_by_galore
+from gradchain._transforms.privacy import (
+    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
+)
+from gradchain._transforms.privacy import differentially_private_aggregate as differentially_private_aggregate
+from gradchain._transforms.sophia import HutchinsonState as HutchinsonState
+from gradchain._transforms.sophia import SophiaState as SophiaState
+from gradchain._transforms.sophia import (
+    hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
+)
+from gradchain._wrappers.complex_valued import SplitRealAndImaginaryState as SplitRealAndImaginaryState
+from gradchain._wrappers.complex_valued import split_real_and_imaginary as split_real_and_imaginary
+from gradchain._wrappers.sam import NormalizeState as NormalizeState
+from gradchain._wrappers.sam import SAMState as SAMState
+from gradchain._wrappers.sam import normalize as normalize
+from gradchain._wrappers.sam import sam as sam
 # [second_order]
 
 __all__ = sorted(n for n in dir() if not n.startswith("_"))
