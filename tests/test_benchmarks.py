@@ -21,7 +21,10 @@ pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {
-    "muon_step": (["muon_step.py", "--quick", "--repeats", "1", "--contenders", "gradchain"], "muon_step_quick.json"),
+    "muon_step": (
+        ["muon_step.py", "--quick", "--repeats", "1", "--contenders", "gradchain"],
+        "muon_step_quick.json",
+    ),
     "optimizer_step": (
         [
             "optimizer_step.py",

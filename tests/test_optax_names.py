@@ -90,7 +90,9 @@ def test_optax_has_the_names_this_test_expects():
 
 def test_every_optax_name_has_a_counterpart_or_a_documented_rename():
     missing = _missing()
-    assert not missing, f"{len(missing)} Optax names have no gradchain counterpart and no README rename: {missing}"
+    assert not missing, (
+        f"{len(missing)} Optax names have no gradchain counterpart and no README rename: {missing}"
+    )
 
 
 @pytest.mark.parametrize("ns", [ns for ns in NAMESPACES if ns])
@@ -105,4 +107,6 @@ def test_the_readme_renames_name_real_gradchain_objects():
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         for name in re.findall(r"`(\w+)", cells[1]):
-            assert hasattr(gradchain, name), f"README porting table names gradchain.{name}, which does not exist"
+            assert hasattr(gradchain, name), (
+                f"README porting table names gradchain.{name}, which does not exist"
+            )

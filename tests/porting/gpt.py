@@ -41,7 +41,9 @@ def decay_mask(params):
 
 
 def make_optimizer(steps, accumulate):
-    schedule = optax.warmup_cosine_decay_schedule(0.0, 3e-3, warmup_steps=steps // 10, decay_steps=steps, end_value=3e-4)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, 3e-3, warmup_steps=steps // 10, decay_steps=steps, end_value=3e-4
+    )
     opt = optax.chain(
         optax.clip_by_global_norm(1.0),
         optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=0.1, mask=decay_mask),

@@ -1,7 +1,6 @@
 """An NNX MLP trained with nnx.Optimizer and AdamW, written against Optax (the structure of
 Flax's NNX basics tutorial), with nnx.MultiMetric for the metrics."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -41,13 +40,17 @@ def main(steps=200, batch_size=64):
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int32)
     model = MLP(64, 128, 10, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optax.adamw(learning_rate=3e-3, b1=0.9, weight_decay=1e-4), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(
+        model, optax.adamw(learning_rate=3e-3, b1=0.9, weight_decay=1e-4), wrt=nnx.Param
+    )
     metrics = nnx.MultiMetric(accuracy=nnx.metrics.Accuracy(), loss=nnx.metrics.Average("loss"))
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(steps):
         idx = rng.choice(len(x), batch_size, replace=False)
-        losses.append(float(train_step(model, optimizer, metrics, {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx])})))
+        losses.append(
+            float(train_step(model, optimizer, metrics, {"x": jnp.asarray(x[idx]), "y": jnp.asarray(y[idx])}))
+        )
     computed = metrics.compute()
     return {"losses": losses, "accuracy": float(computed["accuracy"])}
 
