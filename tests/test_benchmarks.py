@@ -60,7 +60,8 @@ def test_benchmark_script_runs(name, tmp_path):
     args, output = RUNS[name]
     env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    # compile-fast (conftest.py), and the pytest workers share the cores
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     cmd = [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:], "--out", str(tmp_path)]
     proc = subprocess.run(
         cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False

@@ -42,11 +42,14 @@ def _final_params(tx, params, grads, extra_args):
     return params
 
 
+EAGER_STEPS = 2  # eager dispatch compiles every primitive separately: keep it short
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_jit_equals_eager_and_traces_once(case):
     tx = case.make()
     params, grads = _params(), _grads()
-    u_e, p_e, s_e = helpers.run_steps(tx, params, grads, extra_args=case.extra_args)
+    u_e, p_e, s_e = helpers.run_steps(tx, params, grads[:EAGER_STEPS], extra_args=case.extra_args)
 
     @jax.jit
     @chex.assert_max_traces(n=1)  # a second trace would raise
@@ -55,18 +58,24 @@ def test_jit_equals_eager_and_traces_once(case):
         return u, gradchain.apply_updates(p, u), s
 
     state, p = tx.init(params), params
-    for g, ue, pe in zip(grads, u_e, p_e):
+    for i, g in enumerate(grads):
         u, p, state = step(p, state, g)
-        helpers.assert_trees_close(u, ue, rtol=1e-5, atol=1e-6, msg=f"{case.id} updates")
-        helpers.assert_trees_close(p, pe, rtol=1e-5, atol=1e-6, msg=f"{case.id} params")
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(u)), f"{case.id} step {i}"
+        if i < EAGER_STEPS:
+            helpers.assert_trees_close(u, u_e[i], rtol=1e-5, atol=1e-6, msg=f"{case.id} updates")
+            helpers.assert_trees_close(p, p_e[i], rtol=1e-5, atol=1e-6, msg=f"{case.id} params")
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_state_keeps_structure_and_updates_keep_tree(case):
+    # Shapes, dtypes and structures only: traced abstractly (no compilation); the values
+    # are checked by the other tests.
     tx = case.make()
     params = _params()
-    state0 = tx.init(params)
-    u, state1 = tx.update(_grads(n=1)[0], state0, params, **case.extra_args)
+    state0 = jax.eval_shape(tx.init, params)
+    u, state1 = jax.eval_shape(
+        lambda g, s, p: tx.update(g, s, p, **case.extra_args), _grads(n=1)[0], tx.init(params), params
+    )
     assert jax.tree.structure(state1) == jax.tree.structure(state0), (
         f"{case.id}: state structure changed:\n  init:   {jax.tree.structure(state0)}\n"
         f"  update: {jax.tree.structure(state1)}"
@@ -76,7 +85,6 @@ def test_state_keeps_structure_and_updates_keep_tree(case):
     assert jax.tree.structure(u) == jax.tree.structure(params)
     for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(params)):
         assert a.shape == b.shape and a.dtype == b.dtype, case.id
-    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(u)), case.id
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.bf16], ids=[c.id for c in CASES if c.bf16])
@@ -97,8 +105,9 @@ def test_none_leaves_and_empty_subtrees_pass_through(case):
     params = {"w": jnp.ones((2, 3)), "none": None, "empty": {}, "v": [jnp.arange(3.0), ()]}
     grads = jax.tree.map(lambda x: 0.1 * x + 0.5, params)
     state = tx.init(params)
+    update = jax.jit(lambda g, s, p: tx.update(g, s, p, **case.extra_args))
     for _ in range(2):
-        u, state = tx.update(grads, state, params, **case.extra_args)
+        u, state = update(grads, state, params)
     assert u["none"] is None and u["empty"] == {} and u["v"][1] == ()
     assert jax.tree.structure(u) == jax.tree.structure(params)
     new = gradchain.apply_updates(params, u)
@@ -123,7 +132,8 @@ def test_vmap_over_independent_models_equals_loop(case):
     tx = case.make()
     batch = [_params(seed) for seed in range(3)]
     grads = [_grads(10 + seed, n=3) for seed in range(3)]
-    expected = [_updates_per_step(tx, p, g, case.extra_args) for p, g in zip(batch, grads)]
+    one = jax.jit(lambda p, g: _updates_per_step(tx, p, g, case.extra_args))  # compiled once
+    expected = [one(p, g) for p, g in zip(batch, grads)]
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
     gstack = [stack([g[t] for g in grads]) for t in range(3)]
     got = jax.jit(jax.vmap(lambda p, g: _updates_per_step(tx, p, g, case.extra_args)))(stack(batch), gstack)
@@ -144,10 +154,11 @@ TRACED = [c for c in CASES if c.traced is not None]
 def test_built_inside_vmap_from_traced_hyperparameter(case):
     params, grads = _params(), _grads(n=3)
     values = jnp.asarray(case.traced_values, jnp.float32)
-    sweep = jax.jit(jax.vmap(lambda h: _final_params(case.traced(h), params, grads, case.extra_args)))
-    got = sweep(values)
+    run = lambda h: _final_params(case.traced(h), params, grads, case.extra_args)
+    got = jax.jit(jax.vmap(run))(values)
+    one = jax.jit(run)  # the same program unbatched, compiled once for every value
     for i, v in enumerate(case.traced_values):
-        expected = _final_params(case.traced(v), params, grads, case.extra_args)
+        expected = one(values[i])
         helpers.assert_trees_close(
             jax.tree.map(lambda x: x[i], got), expected, rtol=2e-5, atol=1e-6, msg=f"{case.id} h={v}"
         )

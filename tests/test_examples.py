@@ -54,7 +54,8 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("JAX_PLATFORMS", "cpu")
-    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # pytest workers share the cores
+    # compile-fast (conftest.py), and the pytest workers share the cores
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     env["MPLBACKEND"] = "Agg"
     return env
 
