@@ -387,6 +387,12 @@ from gradchain._wrappers.sam import normalize as normalize
 from gradchain._wrappers.sam import sam as sam
 from gradchain._transforms.sophia import scale_by_sophia as scale_by_sophia
 # [second_order]
+from gradchain._optimizers.second_order import shampoo as shampoo
+from gradchain._optimizers.second_order import soap as soap
+from gradchain._transforms.shampoo import ScaleByShampooState as ScaleByShampooState
+from gradchain._transforms.shampoo import scale_by_shampoo as scale_by_shampoo
+from gradchain._transforms.soap import ScaleBySoapState as ScaleBySoapState
+from gradchain._transforms.soap import scale_by_soap as scale_by_soap
 
 try:
     __version__ = _version("gradchain")
