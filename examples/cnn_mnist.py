@@ -91,7 +91,11 @@ def parse_args(argv=None):
     p.add_argument(
         "--quick", action="store_true", help="a few dozen steps (for CI); checks accuracy > chance"
     )
-    p.add_argument("--out", default=".", help="folder for the PNG (default: current directory)")
+    p.add_argument(
+        "--out",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs"),
+        help="folder for the PNG (default: examples/outputs/, created if missing; git ignores it)",
+    )
     return p.parse_args(argv)
 
 

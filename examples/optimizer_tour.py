@@ -89,7 +89,11 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="fewer steps (for CI); still checks the results")
-    p.add_argument("--out", default=".", help="folder for the PNG (default: current directory)")
+    p.add_argument(
+        "--out",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs"),
+        help="folder for the PNG (default: examples/outputs/, created if missing; git ignores it)",
+    )
     return p.parse_args(argv)
 
 

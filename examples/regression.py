@@ -72,7 +72,11 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=3000, help="MLP step budget (default 3000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="short MLP run for CI; still checks the results")
-    p.add_argument("--out", default=".", help="folder for the PNG (default: current directory)")
+    p.add_argument(
+        "--out",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs"),
+        help="folder for the PNG (default: examples/outputs/, created if missing; git ignores it)",
+    )
     return p.parse_args(argv)
 
 
