@@ -9,7 +9,9 @@ four float32 parameter trees:
 * ``resnet50``     -- ~25.6M params, 161 leaves (ResNet-50's conv kernels, BN scales/biases, fc);
 * ``gpt2_small``   -- ~124M params, 148 leaves (50257x768 embeddings, 12 attention/MLP blocks);
 * ``many_small``   -- 2,000 leaves x 1,000 params (per-leaf overhead dominates);
-* ``one_leaf_64m`` -- a single 64M-element leaf (pure bandwidth).
+* ``one_leaf_64m`` -- a single 64M-element leaf (pure bandwidth);
+* ``gpt_1b``       -- ~1.1B params, 244 leaves (GPT-style, d=2048, 20 layers, 50,304 x 2,048
+  embeddings): GPU only (one Adam contender holds ~18 GB); refused on CPU unless ``--force``.
 
 Optimizers (``--optimizer``): ``canonical`` = chain(clip_by_global_norm(1.0),
 scale_by_adam(), scale(-1e-3)); ``sgd`` = sgd(1e-2, momentum=0.9); ``adamw`` =
@@ -22,8 +24,13 @@ Contenders:
   ``jax.numpy_dtype_promotion("standard")``. Compile time is split into
   ``jit(f).trace(...)``, ``.lower()`` and ``.compile()``.
 * ``torch foreach=False`` / ``torch foreach=True`` / ``torch fused=True``: torch.optim on
-  tensors of the same shapes (``torch.set_num_threads`` = the CPU count JAX uses); for the
-  canonical chain ``clip_grad_norm_(params, 1.0, foreach=...)`` then ``Adam.step()``.
+  tensors of the same shapes (``torch.set_num_threads`` = the CPU count JAX uses; on a GPU,
+  CUDA tensors, where ``fused=True`` is torch's fused CUDA kernel); for the canonical chain
+  ``clip_grad_norm_(params, 1.0, foreach=...)`` then ``Adam.step()``.
+
+Device (``--device auto|cpu|gpu``, default ``auto``: the GPU when JAX and torch both see
+one): everything runs on it; a timed sample ends with ``block_until_ready`` (JAX) or
+``torch.cuda.synchronize()`` (torch on CUDA).
 
 What is timed: after 2 warm-up steps, each repeat times every contender once, in an order
 rotated from repeat to repeat (so no contender always runs first, or after the same
@@ -34,14 +41,19 @@ The floor counts the float32 bytes that must cross the memory bus per parameter 
 canonical chain 32 B (grads read twice: once for the global norm, once for the update;
 params, mu, nu read and written), adamw 28 B (grads read once), sgd with momentum 20 B
 (read g, p, m; write p, m). Ceiling: best of several runs of a jitted ``x * 1.0001 + y``
-over two 256 MB float32 arrays (3 x 256 MB moved).
+over two 256 MB float32 arrays (3 x 256 MB moved). On a GPU the ceiling is a
+device-to-device copy of a 1 GiB float32 buffer (2 x 1 GiB moved), the better of a jitted
+copy (XLA) and ``dst.copy_(src)`` (torch).
 
-Writes ``optimizer_step.{json,md,png}`` (``optimizer_step_quick.*`` with ``--quick``) under
-``--out`` (default ``benchmarks/results/cpu``).
+Writes ``optimizer_step.{json,md,png}`` (``optimizer_step_quick.*`` with ``--quick``,
+``optimizer_step_tiny.*`` with ``--tiny``) under ``--out`` (default
+``benchmarks/results/cpu``, ``benchmarks/results/gpu`` on a GPU).
 
-    python benchmarks/optimizer_step.py            # full: all trees, all optimizers
+    python benchmarks/optimizer_step.py            # full: all trees but gpt_1b, all optimizers
     python benchmarks/optimizer_step.py --quick    # 1/16-size trees, 200 small leaves, 3 repeats,
                                                    # canonical + sgd only (< 60 s)
+    python benchmarks/optimizer_step.py --tree gpt_1b --optimizer canonical   # on a GPU
+    python benchmarks/optimizer_step.py --tiny --tree resnet50,gpt_1b --force # smoke test (CPU)
 """
 
 from __future__ import annotations
@@ -56,6 +68,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+# JAX would otherwise reserve 75% of a GPU at start-up, leaving torch's contenders too little.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax
 import jax.numpy as jnp
@@ -119,15 +134,22 @@ def gpt2_shapes(d: int = 768, vocab: int = 50257, ctx: int = 1024, layers: int =
     return shapes
 
 
-def tree_shapes(name: str, quick: bool) -> dict:
+def tree_shapes(name: str, quick: bool, tiny: bool = False) -> dict:
+    """The shapes of tree ``name``: full size, ``quick`` (~1/16) or ``tiny`` (~1/1000, smoke tests)."""
     if name == "resnet50":
-        return resnet50_shapes(4 if quick else 1)  # channels / 4 -> ~1/16 of the params
+        return resnet50_shapes(16 if tiny else 4 if quick else 1)  # channels / 4 -> ~1/16 of the params
     if name == "gpt2_small":
+        if tiny:
+            return gpt2_shapes(48, 1000, 64, 2)
         return gpt2_shapes(192, 50257 // 4, 256) if quick else gpt2_shapes()  # ~1/16
     if name == "many_small":
-        return {f"leaf{i:04d}": (1000,) for i in range(200 if quick else 2000)}
+        return {f"leaf{i:04d}": (1000,) for i in range(20 if tiny else 200 if quick else 2000)}
     if name == "one_leaf_64m":
-        return {"w": ((4 if quick else 64) * 2**20,)}
+        return {"w": ((2**16 if tiny else 4 * 2**20 if quick else 64 * 2**20),)}
+    if name == "gpt_1b":
+        if tiny:
+            return gpt2_shapes(64, 512, 64, 2)
+        return gpt2_shapes(512, 50304, 512, 20) if quick else gpt2_shapes(2048, 50304, 2048, 20)
     raise ValueError(name)
 
 
@@ -136,7 +158,74 @@ TREES = {
     "gpt2_small": "GPT-2 small: embeddings 50257x768 + 12 attention/MLP blocks + LayerNorms",
     "many_small": "2,000 leaves x 1,000 params",
     "one_leaf_64m": "one 64M-element leaf",
+    "gpt_1b": "GPT-style 1.1B: embeddings 50304x2048 + 20 attention/MLP blocks (d=2048) + LayerNorms",
 }
+GPU_ONLY_TREES = ("gpt_1b",)  # too large for a CPU run (refused unless --force)
+DEFAULT_TREES = [t for t in TREES if t not in GPU_ONLY_TREES]
+# One Adam contender on gpt_1b holds ~18 GB (params, grads, two moments): the default
+# contenders there leave out torch's two slow reference loops.
+BIG_TREE_CONTENDERS = ("gradchain flat", "gradchain", "optax", "torch fused=True")
+
+
+def select_device(choice: str) -> str:
+    """``"cpu"`` or ``"gpu"``, for ``--device auto|cpu|gpu``; call before JAX starts a backend.
+
+    ``auto`` picks the GPU when JAX's default backend is one and torch sees CUDA (the torch
+    contenders must share the device). ``cpu`` keeps JAX off any GPU.
+    """
+    if choice == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+        return "cpu"
+    backend = jax.default_backend()
+    if choice == "gpu":
+        if backend != "gpu":
+            raise SystemExit(f"--device gpu: JAX's backend is {backend!r} (no GPU visible to JAX)")
+        return "gpu"
+    if backend == "gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            return "gpu"
+        print("JAX sees a GPU but torch does not: running on the CPU", flush=True)
+        jax.config.update("jax_platforms", "cpu")  # only if no array was made yet
+    return "cpu"
+
+
+def device_info(device: str) -> dict:
+    """What the run ran on: JAX's devices, and on a GPU torch's CUDA device and versions."""
+    info = {
+        "device": device,
+        "jax_devices": [str(d) for d in jax.devices()],
+        "backend": jax.default_backend(),
+    }
+    if device == "gpu":
+        import torch
+
+        props = torch.cuda.get_device_properties(0)
+        info.update(
+            cuda_device=torch.cuda.get_device_name(0),
+            cuda_memory_gb=round(props.total_memory / 2**30, 1),
+            torch_cuda=torch.version.cuda,
+            jax_device_kind=jax.devices()[0].device_kind,
+        )
+    return info
+
+
+def parse_trees(parser, text: str, device: str, force: bool) -> list[str]:
+    """``--tree``: ``all`` (every tree but the GPU-only ones on a CPU), or a comma-separated list."""
+    if text == "all":
+        return list(TREES) if device == "gpu" else list(DEFAULT_TREES)
+    trees = [t.strip() for t in text.split(",") if t.strip()]
+    for t in trees:
+        if t not in TREES:
+            parser.error(f"unknown tree {t!r}; choose from {list(TREES)} or 'all'")
+        if t in GPU_ONLY_TREES and device != "gpu" and not force:
+            parser.error(
+                f"--tree {t}: ~1.1B parameters, ~18 GB and minutes per step for each Adam contender on a "
+                "CPU; run it on a GPU (--device gpu), or pass --force (e.g. with --tiny for a smoke test)"
+            )
+    return trees
+
 
 # --------------------------------------------------------------------------- optimizers
 
@@ -220,16 +309,18 @@ class JaxContender:
 
 
 class TorchContender:
-    def __init__(self, mode, opt, params_np, grads_np):
+    def __init__(self, mode, opt, params_np, grads_np, device="cpu"):
         import torch
 
         self.torch = torch
+        self.cuda = device == "gpu"
+        where = "cuda" if self.cuda else "cpu"
         kw = {"fused": True} if mode == "fused" else {"foreach": mode == "foreach"}
         self.clip_foreach = mode != "loop"
         self.params = []
         for k, v in params_np.items():
-            p = torch.from_numpy(v.copy()).requires_grad_()
-            p.grad = torch.from_numpy(grads_np[k].copy())
+            p = torch.from_numpy(v.copy()).to(where).requires_grad_()
+            p.grad = torch.from_numpy(grads_np[k].copy()).to(where)
             self.params.append(p)
         self.opt = opt
         if opt == "canonical":
@@ -247,6 +338,8 @@ class TorchContender:
                 if self.opt == "canonical":
                     torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=self.clip_foreach)
                 self.optim.step()
+        if self.cuda:
+            torch.cuda.synchronize()
 
 
 CONTENDERS = (
@@ -259,26 +352,28 @@ CONTENDERS = (
 )
 
 
-def make_contender(name, opt, params_np, grads_np):
+def make_contender(name, opt, params_np, grads_np, device="cpu"):
     if name in ("gradchain", "gradchain flat", "optax"):
         return JaxContender(name, opt, params_np, grads_np)
     mode = {"torch foreach=False": "loop", "torch foreach=True": "foreach", "torch fused=True": "fused"}[name]
-    return TorchContender(mode, opt, params_np, grads_np)
+    return TorchContender(mode, opt, params_np, grads_np, device)
 
 
 # --------------------------------------------------------------------------- measurement
 
 
-def bandwidth_ceiling(runs: int) -> dict:
-    """The best streaming rate of two kernels (XLA and torch, all threads) on 256 MB arrays.
+def bandwidth_ceiling(runs: int, device: str = "cpu", n: int = 64 * 2**20) -> dict:
+    """The best streaming rate of two kernels (XLA and torch, all threads) on two float32
+    arrays of ``n`` values (256 MB; smaller for a smoke test, where caches make it meaningless).
 
     The ceiling is the larger of the two bests: the machine's streaming bandwidth as the
     best of two independent implementations sees it, so no contender can beat it by
-    being the one that measures it.
+    being the one that measures it. On a GPU: `copy_ceiling`.
     """
+    if device == "gpu":
+        return copy_ceiling(runs)
     import torch
 
-    n = 64 * 2**20  # 256 MB of float32
     x = jnp.ones(n, jnp.float32)
     y = jnp.full(n, 0.5, jnp.float32)
     # x is donated, so the output reuses x's buffer: no fresh 256 MB allocation (and its
@@ -313,8 +408,52 @@ def bandwidth_ceiling(runs: int) -> dict:
     return {
         "not_donated_gb_per_s_best": moved / min(fresh) / 1e9,
         "kernel": (
-            "x = x * 1.0001 + y on two 256 MB float32 arrays (3 x 256 MB moved), best of "
-            f"{runs}: jit with x donated (XLA) and torch.add(..., out=x) ({torch.get_num_threads()} threads)"
+            f"x = x * 1.0001 + y on two {4 * n / 2**20:.0f} MB float32 arrays (3 x {4 * n / 2**20:.0f} MB "
+            f"moved), best of {runs}: jit with x donated (XLA) and torch.add(..., out=x) ({torch.get_num_threads()} threads)"
+        ),
+        "bytes": moved,
+        "seconds": times,
+        "torch_seconds": ttimes,
+        "xla_gb_per_s_best": xla_best,
+        "torch_gb_per_s_best": torch_best,
+        "gb_per_s_best": max(xla_best, torch_best),
+        "gb_per_s_median": moved / statistics.median(times) / 1e9,
+    }
+
+
+def copy_ceiling(runs: int, n: int = 2**28) -> dict:
+    """The GPU's device-to-device copy rate: a 1 GiB float32 buffer copied (read + write),
+    best of ``runs``, by a jitted copy (XLA; ``x + 0`` would be folded away) and by torch's
+    ``dst.copy_(src)`` with ``torch.cuda.synchronize()``."""
+    import torch
+
+    x = jnp.ones(n, jnp.float32)
+    f = jax.jit(jnp.copy)
+    jax.block_until_ready(f(x))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(x))
+        times.append(time.perf_counter() - t0)
+    del x
+    src, dst = torch.ones(n, device="cuda"), torch.empty(n, device="cuda")
+    dst.copy_(src)
+    torch.cuda.synchronize()
+    ttimes = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        torch.cuda.synchronize()
+        ttimes.append(time.perf_counter() - t0)
+    del src, dst
+    torch.cuda.empty_cache()
+    moved = 2 * 4 * n
+    xla_best, torch_best = moved / min(times) / 1e9, moved / min(ttimes) / 1e9
+    return {
+        "not_donated_gb_per_s_best": xla_best,
+        "kernel": (
+            f"device-to-device copy of a {4 * n / 2**30:.0f} GiB float32 buffer (2 x {4 * n / 2**30:.0f} GiB moved), "
+            f"best of {runs}: jax.jit(jnp.copy) (XLA) and dst.copy_(src) (torch, CUDA-synchronized)"
         ),
         "bytes": moved,
         "seconds": times,
@@ -354,14 +493,14 @@ def time_side_by_side(live: dict, repeats: int) -> tuple[dict, dict]:
     return samples, inner
 
 
-def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
-    shapes = tree_shapes(tree, quick)
+def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng, tiny=False, device="cpu"):
+    shapes = tree_shapes(tree, quick, tiny)
     n_params = int(sum(np.prod(s) for s in shapes.values()))
     params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
     grads_np = {k: (1e-4 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
     live = {}
     for name in contenders:
-        live[name] = make_contender(name, opt, params_np, grads_np)
+        live[name] = make_contender(name, opt, params_np, grads_np, device)
     del params_np, grads_np
     samples, inner = time_side_by_side(live, repeats)
     names = list(live)
@@ -392,6 +531,10 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng):
         }
     del live
     pygc.collect()
+    if device == "gpu":
+        import torch
+
+        torch.cuda.empty_cache()
     return out
 
 
@@ -488,7 +631,14 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--quick", action="store_true", help="1/16-size trees, 200 small leaves, few repeats (< 60 s)"
     )
-    parser.add_argument("--tree", choices=[*TREES, "all"], default="all")
+    parser.add_argument(
+        "--tiny", action="store_true", help="~1/1000-size trees, 1 repeat, small ceiling arrays: a smoke test"
+    )
+    parser.add_argument(
+        "--tree",
+        default="all",
+        help="comma-separated subset of: " + ", ".join(TREES) + " (default all; gpt_1b only on a GPU)",
+    )
     parser.add_argument(
         "--optimizer",
         choices=[*OPTIMIZERS, "all"],
@@ -499,35 +649,56 @@ def main(argv=None) -> dict:
         "--repeats",
         type=int,
         default=None,
-        help="timed samples per contender (default 20; 10 for gpt2_small; 3 quick)",
+        help="timed samples per contender (default 20; 10 for gpt2_small and gpt_1b; 3 quick; 1 tiny)",
     )
     parser.add_argument(
         "--contenders",
-        default=",".join(CONTENDERS),
-        help="comma-separated subset of: " + ", ".join(CONTENDERS),
+        default=None,
+        help="comma-separated subset of: "
+        + ", ".join(CONTENDERS)
+        + " (default all; on gpt_1b: "
+        + ", ".join(BIG_TREE_CONTENDERS)
+        + ")",
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cpu")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    parser.add_argument("--force", action="store_true", help="run GPU-only trees (gpt_1b) on a CPU")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default benchmarks/results/cpu or /gpu)"
+    )
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
+    device = select_device(args.device)
+    quick = args.quick or args.tiny
+    out_dir = args.out or Path(__file__).resolve().parent / "results" / device
 
     import torch
 
     n_threads = os.cpu_count() or 1
     torch.set_num_threads(n_threads)
-    trees = list(TREES) if args.tree == "all" else [args.tree]
+    trees = parse_trees(parser, args.tree, device, args.force)
     if args.optimizer is None:
-        opts = ["canonical", "sgd"] if args.quick else list(OPTIMIZERS)
+        opts = ["canonical", "sgd"] if quick else list(OPTIMIZERS)
     else:
         opts = list(OPTIMIZERS) if args.optimizer == "all" else [args.optimizer]
-    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    for c in contenders:
-        if c not in CONTENDERS:
-            parser.error(f"unknown contender {c!r}; choose from {CONTENDERS}")
+    chosen = None
+    if args.contenders is not None:
+        chosen = [c.strip() for c in args.contenders.split(",") if c.strip()]
+        for c in chosen:
+            if c not in CONTENDERS:
+                parser.error(f"unknown contender {c!r}; choose from {CONTENDERS}")
 
-    ceiling = bandwidth_ceiling(5 if args.quick else 10)
+    def contenders_for(tree):
+        if chosen is not None:
+            return chosen
+        return list(BIG_TREE_CONTENDERS) if tree in GPU_ONLY_TREES else list(CONTENDERS)
+
+    ceiling = (
+        bandwidth_ceiling(2, device, n=2**20) if args.tiny and device == "cpu" else
+        bandwidth_ceiling(5 if quick else 10, device)
+    )  # fmt: skip
     ceil_gbs = ceiling["gb_per_s_best"]
     print(
-        f"bandwidth ceiling: {ceil_gbs:.1f} GB/s (best of XLA {ceiling['xla_gb_per_s_best']:.1f}, "
+        f"[{device}] bandwidth ceiling: {ceil_gbs:.1f} GB/s (best of XLA {ceiling['xla_gb_per_s_best']:.1f}, "
         f"torch {ceiling['torch_gb_per_s_best']:.1f}); XLA median {ceiling['gb_per_s_median']:.1f} GB/s; "
         f"without donation {ceiling['not_donated_gb_per_s_best']:.1f} GB/s (best)",
         flush=True,
@@ -537,18 +708,21 @@ def main(argv=None) -> dict:
     results = []
     for tree in trees:
         for opt in opts:
-            reps = args.repeats or (3 if args.quick else (10 if tree == "gpt2_small" else 20))
+            big = tree in ("gpt2_small", "gpt_1b")
+            reps = args.repeats or (1 if args.tiny else 3 if quick else (10 if big else 20))
             t0 = time.perf_counter()
-            r = bench(tree, opt, contenders, reps, args.quick, ceil_gbs, rng)
+            r = bench(tree, opt, contenders_for(tree), reps, quick, ceil_gbs, rng, args.tiny, device)
             r["repeats"] = reps
             r["wall_s"] = time.perf_counter() - t0
             results.append(r)
             print(f"[{tree} / {opt}: {r['wall_s']:.1f} s]", flush=True)
         print("\n".join(table(results, tree)), flush=True)
 
+    size = " (tiny)" if args.tiny else " (quick: scaled down)" if quick else ""
     meta = {
         "benchmark": "optimizer_step",
-        "quick": args.quick,
+        "quick": quick,
+        "tiny": args.tiny,
         "command": " ".join(
             ["python", "benchmarks/optimizer_step.py", *(argv if argv is not None else sys.argv[1:])]
         ),
@@ -557,11 +731,11 @@ def main(argv=None) -> dict:
         "bytes_per_param": {
             o: {"bytes": BYTES_PER_PARAM[o][0], "counted": BYTES_PER_PARAM[o][1]} for o in opts
         },
-        "trees": {t: TREES[t] + (" (quick: scaled down)" if args.quick else "") for t in trees},
-        "contenders": contenders,
+        "trees": {t: TREES[t] + size for t in trees},
+        "contenders": {t: contenders_for(t) for t in trees},
         "ceiling": ceiling,
+        **device_info(device),
         "devices": [str(d) for d in jax.devices()],
-        "backend": jax.default_backend(),
         "processor": platform.processor(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -574,25 +748,37 @@ def main(argv=None) -> dict:
     report = {"meta": meta, "results": results}
 
     v = meta["versions"]
+    where = (
+        f"{meta['cuda_device']} ({meta['cuda_memory_gb']} GB), CUDA {meta['torch_cuda']}"
+        if device == "gpu"
+        else f"{meta['devices']} ({meta['processor'] or meta['machine']}, {meta['cpu_count']} CPUs, "
+        f"torch threads {meta['torch_num_threads']})"
+    )
     lines = [
-        f"# optimizer_step benchmark{' (quick)' if args.quick else ''}",
+        f"# optimizer_step benchmark{' (tiny)' if args.tiny else ' (quick)' if quick else ''}",
         "",
         (
-            f"{meta['date_utc']}; {meta['devices']} ({meta['processor'] or meta['machine']}, {meta['cpu_count']} CPUs, "
-            f"torch threads {meta['torch_num_threads']}); jax {v['jax']}, jaxlib {v['jaxlib']}, optax {v['optax']}, "
+            f"{meta['date_utc']}; {where}; jax {v['jax']}, jaxlib {v['jaxlib']}, optax {v['optax']}, "
             f"torch {v['torch']}, numpy {v['numpy']}, python {v['python']}."
         ),
         "",
         f"Bandwidth ceiling: **{ceil_gbs:.1f} GB/s** ({ceiling['kernel']}: XLA {ceiling['xla_gb_per_s_best']:.1f}, "
-        f"torch {ceiling['torch_gb_per_s_best']:.1f} GB/s; XLA median {ceiling['gb_per_s_median']:.1f} GB/s; x donated -- without donation, a fresh output "
-        f"buffer per call: {ceiling['not_donated_gb_per_s_best']:.1f} GB/s). Floor = bytes per param x params / ceiling: "
+        f"torch {ceiling['torch_gb_per_s_best']:.1f} GB/s; XLA median {ceiling['gb_per_s_median']:.1f} GB/s"
+        + (
+            f"; x donated -- without donation, a fresh output buffer per call: "
+            f"{ceiling['not_donated_gb_per_s_best']:.1f} GB/s"
+            if device == "cpu"
+            else ""
+        )
+        + "). Floor = bytes per param x params / ceiling: "
         + "; ".join(f"{o} {BYTES_PER_PARAM[o][0]} B ({BYTES_PER_PARAM[o][1]})" for o in opts)
         + ". Effective GB/s = floor bytes / median step time.",
         "",
         (
             f"Median / min / max of {', '.join(sorted({str(r['repeats']) for r in results}))} samples per contender, "
-            "order rotated across repeats, after 2 warm-up steps; JAX steps jitted with params and state donated. "
-            "Compile columns: `jit(step).trace(...)`, `.lower()`, `.compile()` seconds."
+            "order rotated across repeats, after 2 warm-up steps; JAX steps jitted with params and state donated"
+            + ("; torch on CUDA, each sample ended by torch.cuda.synchronize()" if device == "gpu" else "")
+            + ". Compile columns: `jit(step).trace(...)`, `.lower()`, `.compile()` seconds."
         ),
         "",
         f"Reproduce: `{meta['command']}` (total wall time {meta['total_wall_s']:.0f} s).",
@@ -602,19 +788,24 @@ def main(argv=None) -> dict:
         lines += table(results, tree)
     text = "\n".join(lines)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "optimizer_step_quick" if args.quick else "optimizer_step"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(text + "\n")
-    plot(
-        results,
-        trees,
-        opts,
-        args.out / f"{stem}.png",
-        f"optimizer step, {meta['processor'] or meta['machine']} x{meta['cpu_count']}, "
-        f"ceiling {ceil_gbs:.1f} GB/s (dashed: floor){' [quick]' if args.quick else ''}",
-    )
-    print(f"total {meta['total_wall_s']:.1f} s; wrote {args.out / stem}.{{json,md,png}}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "optimizer_step" + ("_tiny" if args.tiny else "_quick" if quick else "")
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / f"{stem}.md").write_text(text + "\n")
+    try:
+        plot(
+            results,
+            trees,
+            opts,
+            out_dir / f"{stem}.png",
+            f"optimizer step, {meta.get('cuda_device') or meta['processor'] or meta['machine']}"
+            f"{'' if device == 'gpu' else ' x' + str(meta['cpu_count'])}, "
+            f"ceiling {ceil_gbs:.1f} GB/s (dashed: floor){' [tiny]' if args.tiny else ' [quick]' if quick else ''}",
+        )
+        wrote = "json,md,png"
+    except ImportError:  # no matplotlib (e.g. on a bare GPU machine): the tables are written
+        wrote = "json,md"
+    print(f"total {meta['total_wall_s']:.1f} s; wrote {out_dir / stem}.{{{wrote}}}")
     return report
 
 

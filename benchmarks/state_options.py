@@ -19,7 +19,8 @@ Every option is Adam (lr 1e-3) inside the canonical chain
   re-executes the script with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
 
 Trees (from ``optimizer_step.py``): ``gpt2_small`` (124.4M params, 148 leaves) and
-``resnet50`` (25.6M, 161 leaves); ``--quick`` uses their ~1/16 versions.
+``resnet50`` (25.6M, 161 leaves); ``--quick`` uses their ~1/16 versions, ``--tiny`` ~1/1000
+(a smoke test). ``--device auto|cpu|gpu`` (default ``auto``: the GPU when JAX has one).
 
 Recorded per option and tree:
 
@@ -27,7 +28,8 @@ Recorded per option and tree:
   included), per device too (for ``zero1``: the shards on device 0), and the ratio to
   float32 Adam's;
 * the step's XLA scratch memory (``compiled.memory_analysis().temp_size_in_bytes``,
-  per device);
+  per device), and the step's peak besides params and grads, state + scratch, against
+  float32 Adam's state bytes (``peak vs f32 state``);
 * step time, median / min / max ms, and the ratio of medians to the baseline's;
 * compile time (``jit(step).trace()``, ``.lower()``, ``.compile()``; the table shows the sum);
 * a quality indicator: after 10 steps of a gradient sequence (per leaf a fixed scale
@@ -46,8 +48,9 @@ order rotated from repeat to repeat (reversed every other round). To bound memor
 are alive at once: the options run in groups, each with its own float32 baseline, and each
 ratio is to the baseline of its own group (the baseline row pools all its samples).
 
-Writes ``state_options.{json,md,png}`` (``state_options_quick.*`` with ``--quick``; a
-``_<N>dev`` suffix with N > 1 devices) under ``--out`` (default ``benchmarks/results/cpu``).
+Writes ``state_options.{json,md,png}`` (``state_options_quick.*`` with ``--quick``,
+``state_options_tiny.*`` with ``--tiny``; a ``_<N>dev`` suffix with N > 1 devices) under
+``--out`` (default ``benchmarks/results/cpu``, ``benchmarks/results/gpu`` on a GPU).
 
     python benchmarks/state_options.py                # full: both trees, all options (~8 min)
     python benchmarks/state_options.py --quick        # 1/16-size trees, 3 repeats (~1.5 min, mostly
@@ -70,13 +73,22 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # as optimizer_step.py
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradchain as gc
-from benchmarks.optimizer_step import fmt_ms, time_side_by_side, tree_shapes, versions
+from benchmarks.optimizer_step import (
+    device_info,
+    fmt_ms,
+    select_device,
+    time_side_by_side,
+    tree_shapes,
+    versions,
+)
 from gradchain import scale_by_adam_8bit
 
 TREES = {
@@ -278,8 +290,8 @@ def groups_of(options, max_alive):
     return [["float32", *rest[i : i + k]] for i in range(0, len(rest), k)]
 
 
-def bench(tree, options, repeats, quick, max_alive, mesh, rng):
-    shapes = tree_shapes(tree, quick)
+def bench(tree, options, repeats, quick, max_alive, mesh, rng, tiny=False):
+    shapes = tree_shapes(tree, quick, tiny)
     n_params = int(sum(np.prod(s) for s in shapes.values()))
     params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
     grads_np = {k: (1e-4 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
@@ -380,10 +392,10 @@ def table(r):
         "",
         (
             "| option | state MB | vs f32 | state MB / device (vs f32) | step scratch MB | state + scratch MB "
-            "(vs f32) | median ms | min ms | max ms | time vs f32 | compile s | params | update max | "
-            "update median |"
+            "(vs f32) | peak vs f32 state | median ms | min ms | max ms | time vs f32 | compile s | params | "
+            "update max | update median |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def held(o):  # per device: the state and the step's scratch
@@ -391,6 +403,7 @@ def table(r):
         return o["state_bytes_per_device"] + (mem["temp_bytes"] if mem else 0)
 
     base_held = held(r["options"]["float32"])
+    base_state = r["options"]["float32"]["state_bytes_per_device"]
     for name, o in r["options"].items():
         mem = o["step_memory_per_device"]
         q = o["quality"]
@@ -398,7 +411,7 @@ def table(r):
             f"| {name} | {fmt_mb(o['state_bytes'])} | {o['state_ratio']:.3f}x | "
             f"{fmt_mb(o['state_bytes_per_device'])} ({o['state_per_device_ratio']:.3f}x) | "
             f"{fmt_mb(mem['temp_bytes']) if mem else '-'} | "
-            f"{fmt_mb(held(o))} ({held(o) / base_held:.2f}x) | "
+            f"{fmt_mb(held(o))} ({held(o) / base_held:.2f}x) | {held(o) / base_state:.2f}x | "
             f"{fmt_ms(o['median_s'])} | {fmt_ms(o['min_s'])} | {fmt_ms(o['max_s'])} | "
             f"{o['time_ratio']:.2f}x | {o['compile_s']['total']:.2f} | {fmt_rel(q['params_max_rel'])} | "
             f"{fmt_rel(q['update_max_rel'])} | {fmt_rel(q['update_median_rel'])} |"
@@ -455,8 +468,11 @@ def markdown(report):
     n_dev = len(meta["devices"])
     dev = f"{n_dev} devices" if n_dev > 1 else meta["devices"][0]
     options = list(meta["options"])
+    if meta.get("cuda_device"):
+        dev = f"{dev}: {meta['cuda_device']} ({meta['cuda_memory_gb']} GB)"
+    size = " (tiny)" if meta.get("tiny") else " (quick)" if meta["quick"] else ""
     lines = [
-        f"# state_options benchmark{' (quick)' if meta['quick'] else ''}",
+        f"# state_options benchmark{size}",
         "",
         (
             f"{meta['date_utc']}; {dev} ({meta['processor'] or meta['machine']}, {meta['cpu_count']} CPUs); "
@@ -472,7 +488,8 @@ def markdown(report):
             "State MB: sum of `nbytes` over the state's leaves (exact); per device: the shards on device 0. "
             "Step scratch: XLA's temp buffers of the jitted step, per device "
             "(`memory_analysis().temp_size_in_bytes`); state + scratch is what a step holds besides params "
-            "and grads (params and state are donated, updated in place). "
+            "and grads (params and state are donated, updated in place), `peak vs f32 state` the same "
+            "against float32 Adam's state alone. "
             f"Time: median / min / max of {', '.join(sorted({str(r['repeats']) for r in results}))} samples "
             "per option, order rotated across repeats, after 2 warm-up steps; steps jitted with params and "
             f"state donated; at most {meta['max_alive'] or 'all'} options alive at once, each group with its "
@@ -512,7 +529,8 @@ def write_outputs(report, out):
     meta = report["meta"]
     n_dev = len(meta["devices"])
     out.mkdir(parents=True, exist_ok=True)
-    stem = "state_options" + ("_quick" if meta["quick"] else "") + (f"_{n_dev}dev" if n_dev > 1 else "")
+    size = "_tiny" if meta.get("tiny") else "_quick" if meta["quick"] else ""
+    stem = "state_options" + size + (f"_{n_dev}dev" if n_dev > 1 else "")
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(report) + "\n")
     dev = f"{n_dev} devices" if n_dev > 1 else meta["devices"][0]
@@ -520,8 +538,8 @@ def write_outputs(report, out):
         plot(
             report["results"],
             out / f"{stem}.png",
-            f"optimizer state options vs float32 Adam, {meta['processor'] or meta['machine']} "
-            f"x{meta['cpu_count']}, {dev}{' [quick]' if meta['quick'] else ''}",
+            f"optimizer state options vs float32 Adam, {meta.get('cuda_device') or meta['processor'] or meta['machine']} "
+            f"x{meta['cpu_count']}, {dev}{' [tiny]' if meta.get('tiny') else ' [quick]' if meta['quick'] else ''}",
         )
         wrote = "json,md,png"
     except ImportError:
@@ -553,6 +571,8 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="1/16-size trees, 3 repeats (~1.5 min, mostly compiles)"
     )
+    parser.add_argument("--tiny", action="store_true", help="~1/1000-size trees, 1 repeat: a smoke test")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
     parser.add_argument("--tree", choices=[*TREES, "all"], default="all")
     parser.add_argument(
         "--options",
@@ -580,10 +600,7 @@ def main(argv=None):
         help="run with N devices (on CPU: re-executes with --xla_force_host_platform_device_count=N)",
     )
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "results" / "cpu",
-        help="output folder (default benchmarks/results/cpu)",
+        "--out", type=Path, default=None, help="output folder (default benchmarks/results/cpu or /gpu)"
     )
     parser.add_argument(
         "--from-json",
@@ -594,8 +611,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.from_json is not None:
         report = json.loads(args.from_json.read_text())
-        write_outputs(report, args.out)
+        write_outputs(report, args.out or args.from_json.parent)
         return report
+    device = select_device(args.device)
+    quick = args.quick or args.tiny
+    out_dir = args.out or Path(__file__).resolve().parent / "results" / device
     if args.devices is not None and args.devices != len(jax.devices()):
         if jax.default_backend() != "cpu":
             parser.error(f"--devices {args.devices}: this backend has {len(jax.devices())} devices")
@@ -615,15 +635,15 @@ def main(argv=None):
         else:
             options.remove("zero1")
             print("zero1 skipped: one device (use --devices N)", flush=True)
-    max_alive = args.max_alive if args.max_alive is not None else (0 if args.quick else 3)
+    max_alive = args.max_alive if args.max_alive is not None else (0 if quick else 3)
     trees = list(TREES) if args.tree == "all" else [args.tree]
 
     rng = np.random.default_rng(0)
     results = []
     for tree in trees:
-        reps = args.repeats or (3 if args.quick else (10 if tree == "gpt2_small" else 20))
+        reps = args.repeats or (1 if args.tiny else 3 if quick else (10 if tree == "gpt2_small" else 20))
         t0 = time.perf_counter()
-        r = bench(tree, options, reps, args.quick, max_alive, mesh, rng)
+        r = bench(tree, options, reps, quick, max_alive, mesh, rng, args.tiny)
         r["repeats"] = reps
         r["wall_s"] = time.perf_counter() - t0
         results.append(r)
@@ -631,18 +651,20 @@ def main(argv=None):
         print("\n".join(table(r)), flush=True)
 
     cmd = ["python", "benchmarks/state_options.py", *argv]
+    size = " (tiny: ~1/1000 size)" if args.tiny else " (quick: ~1/16 size)" if quick else ""
     meta = {
         "benchmark": "state_options",
-        "quick": args.quick,
+        "quick": quick,
+        "tiny": args.tiny,
         "command": " ".join(cmd),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "chain": "chain(clip_by_global_norm(1.0), <adam>, scale(-1e-3)), float32 params",
         "options": {o: OPTIONS[o] for o in options},
-        "trees": {t: TREES[t] + (" (quick: ~1/16 size)" if args.quick else "") for t in trees},
+        "trees": {t: TREES[t] + size for t in trees},
         "max_alive": max_alive,
         "quality_steps": QUALITY_STEPS,
+        **device_info(device),
         "devices": [str(d) for d in jax.devices()],
-        "backend": jax.default_backend(),
         "processor": platform.processor(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -653,7 +675,7 @@ def main(argv=None):
     }
     report = {"meta": meta, "results": results}
 
-    write_outputs(report, args.out)
+    write_outputs(report, out_dir)
     return report
 
 
