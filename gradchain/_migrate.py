@@ -202,10 +202,13 @@ def from_optax_state(tx, optax_state: Any, params: Any, *, step: int | None = No
             differs), naming the path and showing both structures.
 
     Examples:
-        >>> import jax.numpy as jnp, optax, gradchain
+        >>> import jax.numpy as jnp, gradchain
         >>> params = {"w": jnp.ones(3)}
-        >>> opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3))
-        >>> opt_state = opt.update({"w": jnp.ones(3)}, opt.init(params), params)[1]
+        >>> # optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3)) after one step,
+        >>> # as orbax restores it without a target: dicts, lists and None
+        >>> opt_state = [None, [{"count": jnp.asarray(1, jnp.int32),
+        ...                      "mu": {"w": jnp.full(3, 0.1)}, "nu": {"w": jnp.full(3, 0.001)}},
+        ...                     None, None]]
         >>> tx = gradchain.chain(gradchain.clip_by_global_norm(1.0), gradchain.adamw(1e-3))
         >>> state = gradchain.from_optax_state(tx, opt_state, params)
         >>> state[1][0].count, state[1][0].mu["w"]

@@ -8,6 +8,7 @@ optimizer module of ``timm.optim`` without running the package ``__init__``.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import pathlib
 import sys
@@ -24,5 +25,7 @@ def timm_optim(module: str):
         for name, path in (("timm", root), ("timm.optim", root / "optim")):
             stub = types.ModuleType(name)
             stub.__path__ = [str(path)]
+            stub.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            stub.__spec__.submodule_search_locations = [str(path)]
             sys.modules[name] = stub
     return importlib.import_module(f"timm.optim.{module}")

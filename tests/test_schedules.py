@@ -378,6 +378,9 @@ def test_public_surface():
             "warmup_exponential_decay_schedule", "warmup_inverse_sqrt_schedule",
             "linear_onecycle_schedule", "piecewise_interpolate_schedule", "warmup_constant_schedule",
             "warmup_stable_decay_schedule",
+            # as in optax.schedules: inject_hyperparams and the schedule protocols
+            "InjectHyperparamsState", "InjectStatefulHyperparamsState", "Schedule", "StatefulSchedule",
+            "WrappedSchedule", "inject_hyperparams", "inject_stateful_hyperparams",
         ]
     )  # fmt: skip
     for name in gs.__all__:

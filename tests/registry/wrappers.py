@@ -12,7 +12,7 @@ from tests.registry import Case
 
 
 def _is_matrix(p):
-    return jax.tree.map(lambda x: x.ndim > 1, p)
+    return jax.tree.map(lambda x: jnp.ndim(x) > 1, p)
 
 
 def _labels(p):
