@@ -280,3 +280,25 @@ def refuse_flat(fn: str, tree: Any) -> None:
             "`gradchain.ravel_by_dtype`, where it would act on each dtype buffer instead. Wrap it "
             f"to run on the tree view: `gradchain.unraveled({fn}(...), layout)`."
         )
+
+
+def prng_key_data(fn: str, name: str, key: Any) -> tuple[Any, Any]:
+    """``(raw uint32 key data, key implementation or None)`` of an int seed (read as
+    ``jax.random.key(seed)``, as Optax does), a typed key or raw key data; a `TypeError`
+    naming ``name`` otherwise (a `ValueError` for an array of typed keys)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key_data(jax.random.key(key)), None
+    if isinstance(key, jax.Array) and jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if np.shape(key) != ():
+            raise ValueError(
+                f"{fn}: `{name}` must be a single PRNG key, got a key array of shape {np.shape(key)}."
+            )
+        return jax.random.key_data(key), jax.random.key_impl(key)
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (is_tracer(key) or isinstance(key, (jax.Array, np.ndarray))):
+        if jax.numpy.dtype(dtype) == jax.numpy.uint32 and jax.numpy.ndim(key) == 1:
+            return jax.numpy.asarray(key), None
+    raise TypeError(
+        f"{fn}: `{name}` must be a PRNG key (`jax.random.key(seed)` or `jax.random.PRNGKey(seed)`) or an "
+        f"int seed, got {key!r}."
+    )

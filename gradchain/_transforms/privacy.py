@@ -10,13 +10,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gradchain._base import GradientTransformation
 from gradchain._kit import Compute, store
-from gradchain._numerics import is_tracer
 from gradchain._transforms.clip_functions import per_example_global_norm_clip
-from gradchain._validate import check_floating, check_nonnegative
+from gradchain._validate import check_floating, check_nonnegative, prng_key_data
 
 __all__ = ["DifferentiallyPrivateAggregateState", "differentially_private_aggregate"]
 
@@ -25,31 +23,6 @@ class DifferentiallyPrivateAggregateState(NamedTuple):
     """State of `differentially_private_aggregate`."""
 
     rng_key: jax.Array  # uint32 raw key data (`jax.random.key_data`) of the next step's key
-
-
-def _is_typed_key(key: Any) -> bool:
-    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
-def _key_data(fn: str, key: Any) -> tuple[Any, Any]:
-    """``(raw uint32 key data, key implementation or None)`` of an int seed (as Optax reads
-    it: ``jax.random.key(seed)``), a typed key or raw key data; a `TypeError` otherwise."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key_data(jax.random.key(key)), None
-    if _is_typed_key(key):
-        if np.shape(key) != ():
-            raise ValueError(
-                f"{fn}: `key` must be a single PRNG key, got a key array of shape {np.shape(key)}."
-            )
-        return jax.random.key_data(key), jax.random.key_impl(key)
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and (is_tracer(key) or isinstance(key, (jax.Array, np.ndarray))):
-        if jnp.dtype(dtype) == jnp.uint32 and jnp.ndim(key) == 1:
-            return jnp.asarray(key), None
-    raise TypeError(
-        f"{fn}: `key` must be a PRNG key (`jax.random.key(seed)` or `jax.random.PRNGKey(seed)`) or an "
-        f"int seed, got {key!r}."
-    )
 
 
 def differentially_private_aggregate(
@@ -108,7 +81,7 @@ def differentially_private_aggregate(
             f"{fn}: `key` must be a PRNG key (`jax.random.key(seed)`) or an int seed, got None: pass one, "
             "the noise is otherwise the same in every run."
         )
-    data, impl = _key_data(fn, key)
+    data, impl = prng_key_data(fn, "key", key)
 
     def init_fn(params):
         del params

@@ -17,7 +17,7 @@ import numpy as np
 
 from gradchain._base import GradientTransformation, as_transformation
 from gradchain._kit import BiasCorrections, Compute, ema_update, map_leaves, store, zeros_like_params
-from gradchain._numerics import as_leaf, cond, is_tracer, leaf_dtype, safe_increment, zero_count
+from gradchain._numerics import as_leaf, cond, leaf_dtype, safe_increment, zero_count
 from gradchain._validate import (
     canonical_dtype,
     check_decay,
@@ -27,6 +27,7 @@ from gradchain._validate import (
     check_scalar,
     check_tree_match,
     concrete_scalar,
+    prng_key_data,
     require_params,
 )
 
@@ -51,31 +52,6 @@ class SophiaState(NamedTuple):
     mu: Any  # per-param tree, `mu_dtype` or param dtype: the momentum
     nu: Any  # per-param tree, param dtype: the EMA of the Hessian-diagonal estimates
     hessian_fn_state: Any  # the estimator's state
-
-
-def _is_typed_key(key: Any) -> bool:
-    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
-def _key_data(fn: str, name: str, key: Any) -> tuple[Any, Any]:
-    """``(raw uint32 key data, key implementation or None)`` of an int seed, a typed key or
-    raw key data (`jax.random.PRNGKey`); a `TypeError` naming ``name`` otherwise."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key_data(jax.random.key(key)), None
-    if _is_typed_key(key):
-        if np.shape(key) != ():
-            raise ValueError(
-                f"{fn}: `{name}` must be a single PRNG key, got a key array of shape {np.shape(key)}."
-            )
-        return jax.random.key_data(key), jax.random.key_impl(key)
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and (is_tracer(key) or isinstance(key, (jax.Array, np.ndarray))):
-        if jnp.dtype(dtype) == jnp.uint32 and jnp.ndim(key) == 1:
-            return jnp.asarray(key), None
-    raise TypeError(
-        f"{fn}: `{name}` must be a PRNG key (`jax.random.PRNGKey(seed)` or `jax.random.key(seed)`) or an "
-        f"int seed, got {key!r}."
-    )
 
 
 def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> GradientTransformation:
@@ -115,7 +91,9 @@ def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> GradientTransf
         Model Pre-training", ICLR 2024.
     """
     fn = "hutchinson_estimator_diag_hessian"
-    data, impl = _key_data(fn, "random_seed", jax.random.PRNGKey(0) if random_seed is None else random_seed)
+    data, impl = prng_key_data(
+        fn, "random_seed", jax.random.PRNGKey(0) if random_seed is None else random_seed
+    )
 
     def init_fn(params):
         del params
