@@ -2,9 +2,22 @@
 
 Optax itself fails under strict promotion, so oracle calls go through
 ``helpers.run_optax``, which switches back to standard promotion around them.
+
+The tests compile thousands of small programs, and XLA:CPU's fusion emitters spend most
+of each compile: the suite uses its elemental emitters instead
+(``--xla_cpu_use_fusion_emitters=false``, the same HLO and arithmetic, compiled in half
+the time; subprocess tests inherit it). ``GRADCHAIN_TEST_XLA_DEFAULTS=1`` runs the suite
+with XLA's default flags instead (it passes both ways).
 """
 
-import jax
+import os
+
+if os.environ.get("GRADCHAIN_TEST_XLA_DEFAULTS") != "1":
+    _flag = "--xla_cpu_use_fusion_emitters=false"
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -80,6 +80,18 @@ def assert_trees_close(actual, expected, *, rtol=1e-6, atol=0.0, msg=""):
     )
 
 
+def assert_trees_bitwise_equal(actual, expected, what=""):
+    """Same structure (node types included), dtypes, shapes and bits, leaf by leaf."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected), (
+        f"{what}: structures differ:\n  {jax.tree.structure(actual)}\n  {jax.tree.structure(expected)}"
+    )
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
+        x, y = np.atleast_1d(np.asarray(x)), np.atleast_1d(np.asarray(y))
+        where = f"{what} at leaf {jax.tree_util.keystr(path)}"
+        assert x.dtype == y.dtype and x.shape == y.shape, f"{where}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+        np.testing.assert_array_equal(x.view(np.uint8), y.view(np.uint8), err_msg=where)
+
+
 def assert_trees_close_relative(actual, expected, *, rtol, msg=""):
     """Leafwise ``|a - b| <= rtol * max|b|``: the error measured against each leaf's size."""
     assert jax.tree.structure(actual) == jax.tree.structure(expected), msg

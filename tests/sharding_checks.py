@@ -178,10 +178,10 @@ def _step(tx):
     return step
 
 
-def _assert_close(actual, expected, msg):
+def _assert_close(actual, expected, msg, rtol=RTOL, atol=1e-7):
     for (k, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
         np.testing.assert_allclose(
-            np.asarray(a), np.asarray(b), rtol=RTOL, atol=1e-7, err_msg=f"{msg} {jax.tree_util.keystr(k)}"
+            np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, err_msg=f"{msg} {jax.tree_util.keystr(k)}"
         )
 
 
@@ -489,7 +489,10 @@ def test_zero1_state_is_split_and_training_matches(name, how, capsys):
         p, s, _ = step(p, s, jax.device_put(x, batch_sh), jax.device_put(y, batch_sh))
     assert sum(_device0_bytes(x) for _, x, _ in _param_pairs(s, p)) * 8 == total, "state was gathered"
     p1, s1 = _single_device_run(name)
-    _assert_close(p, p1, f"{name}/{how}: params after {N_STEPS} ZeRO-1 steps")
+    # The data-parallel loss mean is summed over 8 shards in an order the single-device
+    # run does not share, and Adam's division by sqrt(nu) amplifies that last-bit
+    # difference over the steps (seen: 2e-6 relative on one element of 512 on one CPU).
+    _assert_close(p, p1, f"{name}/{how}: params after {N_STEPS} ZeRO-1 steps", rtol=1e-5, atol=1e-6)
     if name == "clip_adam":
         np.testing.assert_allclose(float(s[0].global_norm), float(s1[0].global_norm), rtol=RTOL)
 

@@ -6,6 +6,7 @@
 - updates keep tree structure, shapes and dtypes (bfloat16 stays bfloat16);
 - ``None`` leaves and empty subtrees pass through;
 - the new state has the structure, node types, shapes and dtypes of ``init``'s;
+- a checkpoint of params and state, restored, continues bit for bit;
 - all of it under strict dtype promotion (see conftest.py).
 """
 
@@ -19,6 +20,8 @@ import pytest
 
 import gradchain
 from tests import helpers
+
+serialization = pytest.importorskip("flax.serialization")
 from tests.registry import CASES
 
 IDS = [c.id for c in CASES]
@@ -33,30 +36,27 @@ def _grads(seed=1, like=None, n=N_STEPS):
     return helpers.grad_sequence(seed, _params() if like is None else like, n)
 
 
-def _final_params(tx, params, grads, extra_args):
-    """Run the steps inside one traced function (for jit/vmap of the whole loop)."""
-    state = tx.init(params)
-    for g in grads:
-        u, state = tx.update(g, state, params, **extra_args)
-        params = gradchain.apply_updates(params, u)
-    return params
-
-
 EAGER_STEPS = 2  # eager dispatch compiles every primitive separately: keep it short
+CHECKPOINT_AFTER = 3
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_jit_equals_eager_and_traces_once(case):
+def test_jit_equals_eager_traces_once_and_vmap_equals_loop(case):
+    # One compiled step serves every check here: jit against eager dispatch, and the
+    # per-model reference for the vmapped step (a second compile, of the batched step).
     tx = case.make()
     params, grads = _params(), _grads()
     u_e, p_e, s_e = helpers.run_steps(tx, params, grads[:EAGER_STEPS], extra_args=case.extra_args)
 
-    @jax.jit
-    @chex.assert_max_traces(n=1)  # a second trace would raise
-    def step(p, s, g):
+    def plain_step(p, s, g):
         u, s = tx.update(g, s, p, **case.extra_args)
         return u, gradchain.apply_updates(p, u), s
 
+    step = jax.jit(chex.assert_max_traces(plain_step, n=1))  # a second trace would raise
     state, p = tx.init(params), params
     for i, g in enumerate(grads):
         u, p, state = step(p, state, g)
@@ -64,6 +64,45 @@ def test_jit_equals_eager_and_traces_once(case):
         if i < EAGER_STEPS:
             helpers.assert_trees_close(u, u_e[i], rtol=1e-5, atol=1e-6, msg=f"{case.id} updates")
             helpers.assert_trees_close(p, p_e[i], rtol=1e-5, atol=1e-6, msg=f"{case.id} params")
+        if i == CHECKPOINT_AFTER - 1:
+            saved = (p, state)
+            blob = serialization.to_bytes(saved)
+
+    # Checkpoint round trip: the (params, state) saved after an odd number of steps (an
+    # accumulation stops mid-way), restored with and without a target, continue with the
+    # same compiled step (no retrace: the restored leaves keep their types) to the
+    # uninterrupted run's numbers, bit for bit. tests/test_checkpoint.py restores every
+    # case's state through orbax.
+    for how, (rp, rs) in (
+        ("with target", serialization.from_bytes(saved, blob)),
+        ("without target", serialization.from_state_dict(saved, serialization.msgpack_restore(blob))),
+    ):
+        for g in grads[CHECKPOINT_AFTER:]:
+            _, rp, rs = step(rp, rs, g)
+        helpers.assert_trees_bitwise_equal((rp, rs), (p, state), f"{case.id}: continued after a restore {how}")
+
+    # vmap over a batch of independent models (init included) equals a loop over them.
+    # Each step's updates are compared leaf by leaf, to a tolerance relative to that
+    # leaf's size: vmap may round differently from the loop (XLA fuses the batched ops
+    # differently), and comparing parameters after several steps would measure
+    # cancellation in p + u (near-zero sums of O(1) terms), not the transformation.
+    batch = [_params(seed) for seed in range(3)]
+    bgrads = [_grads(10 + seed, n=3) for seed in range(3)]
+    expected = []
+    for p, gs in zip(batch, bgrads):
+        s, per_step = tx.init(p), []
+        for g in gs:
+            u, p, s = step(p, s, g)
+            per_step.append(u)
+        expected.append(per_step)
+    vstep = jax.jit(jax.vmap(plain_step))
+    p, s = _stack(batch), jax.vmap(tx.init)(_stack(batch))
+    for t in range(3):
+        u, p, s = vstep(p, s, _stack([g[t] for g in bgrads]))
+        for i in range(3):
+            helpers.assert_trees_close_relative(
+                jax.tree.map(lambda x: x[i], u), expected[i][t], rtol=2e-5, msg=f"{case.id} model {i} step {t}"
+            )
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -87,64 +126,24 @@ def test_state_keeps_structure_and_updates_keep_tree(case):
         assert a.shape == b.shape and a.dtype == b.dtype, case.id
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.bf16], ids=[c.id for c in CASES if c.bf16])
-def test_bfloat16_params_stay_bfloat16(case):
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_bfloat16_params_none_leaves_and_empty_subtrees(case):
+    # One tree, one compile: bfloat16 leaves (where the case supports them: they stay
+    # bfloat16 and finite), a None leaf, an empty dict and an empty tuple (they pass
+    # through untouched).
     tx = case.make()
-    params = _params(dtype=jnp.bfloat16)
+    dtype = jnp.bfloat16 if case.bf16 else jnp.float32
+    params = {**_params(dtype=dtype), "none": None, "empty": {}, "v": [jnp.arange(3.0, dtype=dtype), ()]}
     grads = helpers.grad_sequence(3, params, 3)
     u, p, s = helpers.run_steps(tx, params, grads, jit=True, extra_args=case.extra_args)
-    for leaf in jax.tree.leaves(u[-1]) + jax.tree.leaves(p[-1]):
-        assert leaf.dtype == jnp.bfloat16, f"{case.id}: got {leaf.dtype}"
+    u, new = u[-1], p[-1]
+    assert u["none"] is None and u["empty"] == {} and u["v"][1] == ()
+    assert new["none"] is None and jax.tree.structure(new) == jax.tree.structure(params)
+    assert jax.tree.structure(u) == jax.tree.structure(params)
+    for leaf in jax.tree.leaves(u) + jax.tree.leaves(new):
+        assert leaf.dtype == dtype, f"{case.id}: got {leaf.dtype}"
         assert bool(jnp.all(jnp.isfinite(leaf))), case.id
     assert jax.tree.structure(s) == jax.tree.structure(tx.init(params))
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_none_leaves_and_empty_subtrees_pass_through(case):
-    tx = case.make()
-    params = {"w": jnp.ones((2, 3)), "none": None, "empty": {}, "v": [jnp.arange(3.0), ()]}
-    grads = jax.tree.map(lambda x: 0.1 * x + 0.5, params)
-    state = tx.init(params)
-    update = jax.jit(lambda g, s, p: tx.update(g, s, p, **case.extra_args))
-    for _ in range(2):
-        u, state = update(grads, state, params)
-    assert u["none"] is None and u["empty"] == {} and u["v"][1] == ()
-    assert jax.tree.structure(u) == jax.tree.structure(params)
-    new = gradchain.apply_updates(params, u)
-    assert new["none"] is None and jax.tree.structure(new) == jax.tree.structure(params)
-
-
-def _updates_per_step(tx, params, grads, extra_args):
-    state, out = tx.init(params), []
-    for g in grads:
-        u, state = tx.update(g, state, params, **extra_args)
-        params = gradchain.apply_updates(params, u)
-        out.append(u)
-    return out
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_vmap_over_independent_models_equals_loop(case):
-    # Compares each step's updates, leaf by leaf, to a tolerance relative to that leaf's
-    # size: vmap may round differently from the loop (XLA fuses the batched ops
-    # differently), and comparing parameters after several steps would measure
-    # cancellation in p + u (near-zero sums of O(1) terms), not the transformation.
-    tx = case.make()
-    batch = [_params(seed) for seed in range(3)]
-    grads = [_grads(10 + seed, n=3) for seed in range(3)]
-    one = jax.jit(lambda p, g: _updates_per_step(tx, p, g, case.extra_args))  # compiled once
-    expected = [one(p, g) for p, g in zip(batch, grads)]
-    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    gstack = [stack([g[t] for g in grads]) for t in range(3)]
-    got = jax.jit(jax.vmap(lambda p, g: _updates_per_step(tx, p, g, case.extra_args)))(stack(batch), gstack)
-    for i in range(3):
-        for t in range(3):
-            helpers.assert_trees_close_relative(
-                jax.tree.map(lambda x: x[i], got[t]),
-                expected[i][t],
-                rtol=2e-5,
-                msg=f"{case.id} model {i} step {t}",
-            )
 
 
 TRACED = [c for c in CASES if c.traced is not None]
@@ -152,9 +151,19 @@ TRACED = [c for c in CASES if c.traced is not None]
 
 @pytest.mark.parametrize("case", TRACED, ids=[c.id for c in TRACED])
 def test_built_inside_vmap_from_traced_hyperparameter(case):
-    params, grads = _params(), _grads(n=3)
+    params, grads = _params(), _stack(_grads(n=3))
+
+    def run(h):  # init and three steps, the steps as one scanned body (compiled once)
+        tx = case.traced(h)
+
+        def body(carry, g):
+            p, s = carry
+            u, s = tx.update(g, s, p, **case.extra_args)
+            return (gradchain.apply_updates(p, u), s), None
+
+        return jax.lax.scan(body, (params, tx.init(params)), grads)[0][0]
+
     values = jnp.asarray(case.traced_values, jnp.float32)
-    run = lambda h: _final_params(case.traced(h), params, grads, case.extra_args)
     got = jax.jit(jax.vmap(run))(values)
     one = jax.jit(run)  # the same program unbatched, compiled once for every value
     for i, v in enumerate(case.traced_values):
