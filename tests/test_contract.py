@@ -20,9 +20,9 @@ import pytest
 
 import gradchain
 from tests import helpers
+from tests.registry import CASES
 
 serialization = pytest.importorskip("flax.serialization")
-from tests.registry import CASES
 
 IDS = [c.id for c in CASES]
 N_STEPS = 4
@@ -79,7 +79,9 @@ def test_jit_equals_eager_traces_once_and_vmap_equals_loop(case):
     ):
         for g in grads[CHECKPOINT_AFTER:]:
             _, rp, rs = step(rp, rs, g)
-        helpers.assert_trees_bitwise_equal((rp, rs), (p, state), f"{case.id}: continued after a restore {how}")
+        helpers.assert_trees_bitwise_equal(
+            (rp, rs), (p, state), f"{case.id}: continued after a restore {how}"
+        )
 
     # vmap over a batch of independent models (init included) equals a loop over them.
     # Each step's updates are compared leaf by leaf, to a tolerance relative to that
@@ -101,7 +103,10 @@ def test_jit_equals_eager_traces_once_and_vmap_equals_loop(case):
         u, p, s = vstep(p, s, _stack([g[t] for g in bgrads]))
         for i in range(3):
             helpers.assert_trees_close_relative(
-                jax.tree.map(lambda x: x[i], u), expected[i][t], rtol=2e-5, msg=f"{case.id} model {i} step {t}"
+                jax.tree.map(lambda x: x[i], u),
+                expected[i][t],
+                rtol=2e-5,
+                msg=f"{case.id} model {i} step {t}",
             )
 
 
