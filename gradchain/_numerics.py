@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -105,3 +106,20 @@ def cond(pred, true_fn, false_fn, *operands):
     if is_tracer(pred):
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
     return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+
+def per_matrix(fn: Callable[[jax.Array], Any], x: jax.Array) -> Any:
+    """``fn`` (a matrix decomposition) on each matrix of ``x``'s leading batch axes.
+
+    On the CPU the matrices go one at a time (a `jax.lax.map` over the batch): jaxlib's
+    CPU LAPACK kernels (``eigh``, ``qr``, ``svd``) split a batch over XLA's intra-op
+    thread pool and wait for it from a thread of that pool, so two batched calls that
+    XLA runs concurrently in one program can each wait for the other forever (seen with
+    jaxlib 0.10.2 on two cores: a SOAP step over three stacked kernels that never
+    returned). Other backends get the batched call. The values are the same either way.
+    """
+    if x.ndim <= 2 or jax.default_backend() != "cpu":
+        return fn(x)
+    batch = x.shape[:-2]
+    out = jax.lax.map(fn, x.reshape((-1, *x.shape[-2:])))
+    return jax.tree.map(lambda y: y.reshape(batch + y.shape[1:]), out)

@@ -1,4 +1,6 @@
-"""Smoke tests for the benchmark scripts: each runs end to end on a tiny configuration.
+"""Smoke tests for the benchmark scripts: each runs end to end on a tiny configuration
+(``--tiny``, ~1/1000-size trees, where the script has it; benchmarks/gpu_check.sh's dry
+run, in test_gpu_check.py, runs them again on other trees).
 
 Timings are never asserted (performance targets live in the scripts' reports); these only
 check that a script runs, prints its table and writes its files, so a refactor cannot
@@ -28,7 +30,7 @@ RUNS = {
     "optimizer_step": (
         [
             "optimizer_step.py",
-            "--quick",
+            "--tiny",
             "--tree",
             "one_leaf_64m",
             "--optimizer",
@@ -36,12 +38,12 @@ RUNS = {
             "--repeats",
             "1",
         ],
-        "optimizer_step_quick.json",
+        "optimizer_step_tiny.json",
     ),
     "state_options": (
         [
             "state_options.py",
-            "--quick",
+            "--tiny",
             "--tree",
             "resnet50",
             "--options",
@@ -49,7 +51,7 @@ RUNS = {
             "--repeats",
             "1",
         ],
-        "state_options_quick.json",
+        "state_options_tiny.json",
     ),
     "hlo_bytes": (["hlo_bytes.py", "--quick", "--tree", "one_leaf_64m"], "hlo_bytes_canonical_quick.json"),
 }

@@ -2,7 +2,8 @@
 
 - jit equals eager, and the jitted step traces once;
 - vmap over a batch of independent models equals a Python loop over them;
-- a transformation built inside jit/vmap from a traced hyperparameter works (a sweep);
+- a transformation built inside jit/vmap from a traced hyperparameter works (a sweep),
+  each model of the vmapped batch with its own value;
 - updates keep tree structure, shapes and dtypes (bfloat16 stays bfloat16);
 - ``None`` leaves and empty subtrees pass through;
 - the new state has the structure, node types, shapes and dtypes of ``init``'s;
@@ -45,7 +46,7 @@ def _stack(trees):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_jit_equals_eager_traces_once_and_vmap_equals_loop(case):
+def test_jit_eager_checkpoint_and_vmap_over_models_and_hyperparameters(case):
     # One compiled step serves every check here: jit against eager dispatch, and the
     # per-model reference for the vmapped step (a second compile, of the batched step).
     tx = case.make()
@@ -84,29 +85,52 @@ def test_jit_equals_eager_traces_once_and_vmap_equals_loop(case):
         )
 
     # vmap over a batch of independent models (init included) equals a loop over them.
+    # Where the case has a numeric hyperparameter, each model is also built from its own
+    # value of it, a tracer inside jit and vmap (a hyperparameter sweep), and the loop
+    # runs one jitted step that takes the value as an argument.
     # Each step's updates are compared leaf by leaf, to a tolerance relative to that
     # leaf's size: vmap may round differently from the loop (XLA fuses the batched ops
     # differently), and comparing parameters after several steps would measure
     # cancellation in p + u (near-zero sums of O(1) terms), not the transformation.
     batch = [_params(seed) for seed in range(3)]
     bgrads = [_grads(10 + seed, n=3) for seed in range(3)]
+    if case.traced is None:
+        hs, build, one = [None] * 3, lambda h: tx, lambda h, p, s, g: step(p, s, g)
+    else:
+        v = case.traced_values
+        hs = jnp.asarray([v[0], v[1 % len(v)], v[-1]], jnp.float32)
+        build = case.traced
+
+        def h_step(h, p, s, g):
+            u, s = build(h).update(g, s, p, **case.extra_args)
+            return u, gradchain.apply_updates(p, u), s
+
+        one = jax.jit(h_step)
     expected = []
-    for p, gs in zip(batch, bgrads):
-        s, per_step = tx.init(p), []
+    for h, p, gs in zip(hs, batch, bgrads):
+        s, per_step = build(h).init(p), []
         for g in gs:
-            u, p, s = step(p, s, g)
+            u, p, s = one(h, p, s, g)
             per_step.append(u)
         expected.append(per_step)
-    vstep = jax.jit(jax.vmap(plain_step))
-    p, s = _stack(batch), jax.vmap(tx.init)(_stack(batch))
+
+    def batched_step(h, p, s, g):
+        u, s = build(h).update(g, s, p, **case.extra_args)
+        return u, gradchain.apply_updates(p, u), s
+
+    in_axes = (None if case.traced is None else 0, 0, 0, 0)
+    vstep = jax.jit(jax.vmap(batched_step, in_axes=in_axes))
+    h = None if case.traced is None else hs
+    p = _stack(batch)
+    s = jax.vmap(lambda h, p: build(h).init(p), in_axes=in_axes[:2])(h, p)
     for t in range(3):
-        u, p, s = vstep(p, s, _stack([g[t] for g in bgrads]))
+        u, p, s = vstep(h, p, s, _stack([g[t] for g in bgrads]))
         for i in range(3):
             helpers.assert_trees_close_relative(
                 jax.tree.map(lambda x: x[i], u),
                 expected[i][t],
                 rtol=2e-5,
-                msg=f"{case.id} model {i} step {t}",
+                msg=f"{case.id} model {i}{'' if case.traced is None else f' (h={float(hs[i])})'} step {t}",
             )
 
 
@@ -149,33 +173,6 @@ def test_bfloat16_params_none_leaves_and_empty_subtrees(case):
         assert leaf.dtype == dtype, f"{case.id}: got {leaf.dtype}"
         assert bool(jnp.all(jnp.isfinite(leaf))), case.id
     assert jax.tree.structure(s) == jax.tree.structure(tx.init(params))
-
-
-TRACED = [c for c in CASES if c.traced is not None]
-
-
-@pytest.mark.parametrize("case", TRACED, ids=[c.id for c in TRACED])
-def test_built_inside_vmap_from_traced_hyperparameter(case):
-    params, grads = _params(), _stack(_grads(n=3))
-
-    def run(h):  # init and three steps, the steps as one scanned body (compiled once)
-        tx = case.traced(h)
-
-        def body(carry, g):
-            p, s = carry
-            u, s = tx.update(g, s, p, **case.extra_args)
-            return (gradchain.apply_updates(p, u), s), None
-
-        return jax.lax.scan(body, (params, tx.init(params)), grads)[0][0]
-
-    values = jnp.asarray(case.traced_values, jnp.float32)
-    got = jax.jit(jax.vmap(run))(values)
-    one = jax.jit(run)  # the same program unbatched, compiled once for every value
-    for i, v in enumerate(case.traced_values):
-        expected = one(values[i])
-        helpers.assert_trees_close(
-            jax.tree.map(lambda x: x[i], got), expected, rtol=2e-5, atol=1e-6, msg=f"{case.id} h={v}"
-        )
 
 
 @pytest.mark.parametrize(

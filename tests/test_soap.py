@@ -12,6 +12,8 @@ same in exact arithmetic, which the float64 comparison confirms to rounding.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -353,3 +355,40 @@ ERRORS = [
 def test_errors(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+_STACKED_KERNELS_SCRIPT = """
+import jax, jax.numpy as jnp, gradchain
+keys = jax.random.split(jax.random.key(0), 3)
+params = {"qkv": jax.random.normal(keys[0], (2, 96, 288)), "fc": jax.random.normal(keys[1], (2, 96, 384)),
+          "embed": jax.random.normal(keys[2], (96, 96))}
+tx = gradchain.soap(3e-3, precondition_frequency=2)
+step = jax.jit(lambda p, s: tx.update(p, s, p))
+state = tx.init(params)
+for _ in range(3):
+    u, state = step(params, state)
+jax.block_until_ready(u)
+print("done")
+"""
+
+
+def test_stacked_kernels_do_not_hang_the_cpu_lapack_kernels():
+    # jaxlib's batched CPU eigh/qr wait on XLA's thread pool from inside it: with three
+    # stacked kernels in one step, two batched calls waited on each other forever (on two
+    # cores). `per_matrix` feeds the CPU kernels one matrix at a time. In a subprocess
+    # with a timeout, so a hang fails the test instead of stopping the suite.
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _STACKED_KERNELS_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("three SOAP steps over stacked kernels did not finish in 90 s (a LAPACK deadlock)")
+    assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-2000:]

@@ -34,7 +34,15 @@ from gradchain._kit import (
     store,
     zeros_like_params,
 )
-from gradchain._numerics import as_leaf, compute_dtype, cond, leaf_dtype, safe_increment, zero_count
+from gradchain._numerics import (
+    as_leaf,
+    compute_dtype,
+    cond,
+    leaf_dtype,
+    per_matrix,
+    safe_increment,
+    zero_count,
+)
 from gradchain._validate import (
     check_decay,
     check_flag,
@@ -118,12 +126,12 @@ def eigenbasis(a: jax.Array, previous: jax.Array) -> jax.Array:
     root = jnp.where(jnp.isfinite(root) & (root > 0), root, jnp.ones_like(root))
     a = a / root / root
     eye = jnp.broadcast_to(jnp.eye(a.shape[-1], dtype=a.dtype), a.shape)
-    w, v = jnp.linalg.eigh(a + 1e-30 * eye)
+    w, v = per_matrix(jnp.linalg.eigh, a + 1e-30 * eye)
     wide = _wide_dtype(a.dtype)
     if wide != a.dtype:
 
         def again(_):
-            w2, v2 = jnp.linalg.eigh(a.astype(wide))
+            w2, v2 = per_matrix(jnp.linalg.eigh, a.astype(wide))
             return w2.astype(a.dtype), v2.astype(a.dtype)
 
         w, v = cond(jnp.all(finite(w, v)), lambda _: (w, v), again, None)
@@ -140,7 +148,7 @@ def _refresh_axis(gg: jax.Array, q: jax.Array, v: jax.Array, axis: int, nb: int)
     shape[axis] = v.shape[axis]
     v = jnp.take_along_axis(v, order.reshape(shape), axis=axis)
     p = jnp.take_along_axis(p, order[..., None, :], axis=-1)
-    return jnp.linalg.qr(p)[0], v
+    return per_matrix(lambda x: jnp.linalg.qr(x)[0], p), v
 
 
 def scale_by_soap(
