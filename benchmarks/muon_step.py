@@ -158,6 +158,7 @@ def main(argv=None) -> dict:
         epilog=__doc__,
     )
     parser.add_argument("--quick", action="store_true", help="d=192 GPT-2 (~1/16 the params), 3 repeats")
+    parser.add_argument("--tiny", action="store_true", help="~1/1000-size GPT-2, 1 repeat: a smoke test")
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per contender (5; quick 3)")
     parser.add_argument(
         "--contenders",
@@ -175,9 +176,10 @@ def main(argv=None) -> dict:
     for c in contenders:
         if c not in CONTENDERS:
             parser.error(f"unknown contender {c!r}; choose from {CONTENDERS}")
-    repeats = args.repeats or (3 if args.quick else 5)
+    args.quick = args.quick or args.tiny
+    repeats = args.repeats or (1 if args.tiny else 3 if args.quick else 5)
 
-    shapes = tree_shapes("gpt2_small", args.quick)
+    shapes = tree_shapes("gpt2_small", args.quick, tiny=args.tiny)
     assert args.quick or shapes == gpt2_shapes()
     rng = np.random.default_rng(0)
     params_np = {k: (0.02 * rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()}
@@ -191,7 +193,8 @@ def main(argv=None) -> dict:
         )
     samples, inner = time_side_by_side(live, repeats)
     result = {
-        "tree": "gpt2_small" + (" (quick: d=192, vocab 12564, ctx 256)" if args.quick else ""),
+        "tree": "gpt2_small"
+        + (" (tiny)" if args.tiny else " (quick: d=192, vocab 12564, ctx 256)" if args.quick else ""),
         "n_params": int(sum(np.prod(s) for s in shapes.values())),
         "n_leaves": len(shapes),
         "n_matrices": sum(len(s) == 2 for s in shapes.values()),
@@ -257,7 +260,7 @@ def main(argv=None) -> dict:
     )
     report = {"meta": meta, "result": result}
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "muon_step_quick" if args.quick else "muon_step"
+    stem = "muon_step_tiny" if args.tiny else "muon_step_quick" if args.quick else "muon_step"
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(text + "\n")
     print(f"total {meta['total_wall_s']:.1f} s; wrote {args.out / stem}.{{json,md}}")
