@@ -35,14 +35,6 @@ def _step(tx, extra_args):
     return step
 
 
-def _assert_bitwise_equal(a, b, what):
-    assert jax.tree.structure(a) == jax.tree.structure(b), what
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        x, y = np.atleast_1d(np.asarray(x)), np.atleast_1d(np.asarray(y))
-        assert x.dtype == y.dtype and x.shape == y.shape, what
-        np.testing.assert_array_equal(x.view(np.uint8), y.view(np.uint8), err_msg=what)
-
-
 def _restore_like(target, raw):
     """Read orbax's untyped restore (dicts for NamedTuples, lists for tuples) into ``target``'s types."""
     if target is None:
@@ -91,8 +83,8 @@ def _round_trip_many(runs, params, grads, tmp_path):
         for what, (rp, rs) in restored.items():
             for g in grads[K:]:
                 rp, rs = steps[what](rp, rs, g)
-            _assert_bitwise_equal(rp, ref[what][0], f"{what}: params after {name}")
-            _assert_bitwise_equal(rs, ref[what][1], f"{what}: state after {name}")
+            helpers.assert_trees_bitwise_equal(rp, ref[what][0], f"{what}: params after {name}")
+            helpers.assert_trees_bitwise_equal(rs, ref[what][1], f"{what}: state after {name}")
 
 
 CHUNKS = 4  # orbax's per-save cost dwarfs a small state's: many cases per checkpoint
