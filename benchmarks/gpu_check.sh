@@ -203,7 +203,7 @@ pytest_part test_adam_8bit 30 tests/test_quantized.py -- "fused or nearest or sc
 # ------------------------------------------------------------------ (b) benchmarks
 if [ "$DRY" = 1 ]; then
   SIZE=(--tiny --device cpu)
-  STEP_CONTENDERS=(--contenders "gradchain flat,torch fused=True")
+  STEP_CONTENDERS=(--contenders "gradchain flat,gradchain nnx.Optimizer,torch fused=True")
   BIG=(--force)
   STATE=(--tree gpt2_small --options float32,8bit)
 else

@@ -15,7 +15,21 @@ four float32 parameter trees:
 
 Optimizers (``--optimizer``): ``canonical`` = chain(clip_by_global_norm(1.0),
 scale_by_adam(), scale(-1e-3)); ``sgd`` = sgd(1e-2, momentum=0.9); ``adamw`` =
-adamw(1e-3, weight_decay=1e-4).
+adamw(1e-3, weight_decay=1e-4). Second-order (``--optimizer soap|shampoo|second_order``,
+on the ResNet-50-like and GPT-2-like trees; on a CPU use ``--quick`` sizes, as a full-size
+GPT-2 SOAP step takes seconds there):
+``soap`` = soap(3e-3, precondition_frequency=10) and ``shampoo`` = shampoo(1e-3,
+block_size=1024, preconditioning_compute_steps=10), against pytorch_optimizer's ``SOAP``
+and ``ScalableShampoo`` with the same settings (its other defaults kept: rank-4 conv
+kernels get a factor per axis there, a stack of matrices over the leading axes in
+gradchain; ScalableShampoo leaves sides longer than 8,192 unpreconditioned where gradchain
+blocks them). Their step time is amortized over the refresh: a timed sample is a whole
+number of refresh periods (10 steps: nine plain steps and one that recomputes the bases
+or inverse roots), after a warm-up period that covers the first refresh. Optax 0.2.8 and
+torch.optim have neither. Writes ``optimizer_step_second_order*.{json,md,png}``.
+
+Every contender's optimizer state is reported in bytes per parameter (JAX: the state's
+buffers; torch: the tensors in ``optimizer.state`` after the warm-up).
 
 Contenders:
 
@@ -23,6 +37,10 @@ Contenders:
   with params and state donated (updated in place). Optax runs under
   ``jax.numpy_dtype_promotion("standard")``. Compile time is split into
   ``jit(f).trace(...)``, ``.lower()`` and ``.compile()``.
+* ``gradchain nnx.Optimizer``, ``optax nnx.Optimizer``: ``flax.nnx.Optimizer(model, tx,
+  wrt=nnx.Param)`` stepped by ``nnx.jit(lambda model, optimizer, grads:
+  optimizer.update(model, grads))``, each leaf an ``nnx.Param`` (what a Flax NNX user
+  runs; its compile column is the first call's time);
 * ``torch foreach=False`` / ``torch foreach=True`` / ``torch fused=True``: torch.optim on
   tensors of the same shapes (``torch.set_num_threads`` = the CPU count JAX uses; on a GPU,
   CUDA tensors, where ``fused=True`` is torch's fused CUDA kernel); for the canonical chain
@@ -54,6 +72,7 @@ Writes ``optimizer_step.{json,md,png}`` (``optimizer_step_quick.*`` with ``--qui
                                                    # canonical + sgd only (< 60 s)
     python benchmarks/optimizer_step.py --tree gpt_1b --optimizer canonical   # on a GPU
     python benchmarks/optimizer_step.py --tiny --tree resnet50,gpt_1b --force # smoke test (CPU)
+    python benchmarks/optimizer_step.py --quick --optimizer second_order       # SOAP, Shampoo (CPU)
 """
 
 from __future__ import annotations
@@ -233,12 +252,23 @@ OPTIMIZERS = {
     "canonical": "chain(clip_by_global_norm(1.0), scale_by_adam(), scale(-1e-3))",
     "sgd": "sgd(1e-2, momentum=0.9)",
     "adamw": "adamw(1e-3, weight_decay=1e-4)",
+    "soap": "soap(3e-3, precondition_frequency=10) vs pytorch_optimizer.SOAP(lr=3e-3, precondition_frequency=10)",
+    "shampoo": (
+        "shampoo(1e-3, block_size=1024, preconditioning_compute_steps=10) vs pytorch_optimizer.ScalableShampoo"
+        "(lr=1e-3, block_size=1024, preconditioning_compute_steps=10, start_preconditioning_step=5)"
+    ),
 }
+FIRST_ORDER = ("canonical", "sgd", "adamw")
+# Steps between refreshes of the second-order optimizers' bases or roots: a timed sample
+# is a whole number of these periods, so its time per step is amortized over the refresh.
+REFRESH_PERIOD = {"soap": 10, "shampoo": 10}
+SECOND_ORDER_TREES = ("resnet50", "gpt2_small", "gpt_1b")
+SECOND_ORDER_CONTENDERS = ("gradchain", "pytorch_optimizer")
 BYTES_PER_PARAM = {
     "canonical": (32, "read g twice (global norm, then update), read p, mu, nu, write p, mu, nu: 8 x 4 B"),
     "adamw": (28, "read g, p, mu, nu, write p, mu, nu: 7 x 4 B"),
     "sgd": (20, "read g, p, m, write p, m: 5 x 4 B"),
-}
+}  # no streaming floor for the second-order optimizers: their steps are matrix products
 
 
 def gc_tx(opt):
@@ -246,11 +276,18 @@ def gc_tx(opt):
         return gc.chain(gc.clip_by_global_norm(1.0), gc.scale_by_adam(), gc.scale(-1e-3))
     if opt == "sgd":
         return gc.sgd(1e-2, momentum=0.9)
+    if opt == "soap":
+        return gc.soap(3e-3, precondition_frequency=10)
+    if opt == "shampoo":
+        return gc.shampoo(1e-3, block_size=1024, preconditioning_compute_steps=10)
     return gc.adamw(1e-3, weight_decay=1e-4)
 
 
 def optax_tx(opt):
     import optax
+
+    if opt not in FIRST_ORDER:
+        raise ValueError(f"Optax 0.2.8 has no {opt}")
 
     if opt == "canonical":
         return optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(), optax.scale(-1e-3))
@@ -307,6 +344,55 @@ class JaxContender:
         jax.block_until_ready((p, s))
         self.params, self.state = p, s
 
+    def state_bytes(self):
+        return sum(x.nbytes for x in jax.tree.leaves(self.state))
+
+
+class NnxContender:
+    """``flax.nnx.Optimizer`` as a Flax user runs it: ``nnx.jit`` of ``optimizer.update(model,
+    grads)``, the model and the optimizer passed in (updated in place), each leaf an
+    ``nnx.Param`` of a module. Compile time: the first call (trace, lower and compile)."""
+
+    def __init__(self, lib, opt, params_np, grads_np):
+        from flax import nnx
+
+        if lib == "optax nnx.Optimizer":
+            tx = optax_tx(opt)
+            self.ctx = lambda: jax.numpy_dtype_promotion("standard")
+        else:
+            import contextlib
+
+            tx = gc_tx(opt)
+            self.ctx = contextlib.nullcontext
+
+        class Model(nnx.Module):
+            def __init__(self, arrays):
+                self.w = nnx.data({k: nnx.Param(jnp.array(v, copy=True)) for k, v in arrays.items()})
+
+        self.model = Model(params_np)
+        self.grads = nnx.state(Model(grads_np), nnx.Param)  # what nnx.grad returns: a State of Params
+        with self.ctx():
+            self.optimizer = nnx.Optimizer(self.model, tx, wrt=nnx.Param)
+            self.step = nnx.jit(lambda model, optimizer, grads: optimizer.update(model, grads))
+            t0 = time.perf_counter()
+            self.step(self.model, self.optimizer, self.grads)
+            jax.block_until_ready(nnx.state(self.model))
+        self.compile_s = {"trace": float("nan"), "lower": float("nan"), "compile": float("nan"),
+                          "total": time.perf_counter() - t0}  # fmt: skip
+
+    def run(self, n):
+        from flax import nnx
+
+        with self.ctx():
+            for _ in range(n):
+                self.step(self.model, self.optimizer, self.grads)
+        jax.block_until_ready(nnx.state(self.model))
+
+    def state_bytes(self):
+        from flax import nnx
+
+        return sum(x.nbytes for x in jax.tree.leaves(nnx.state(self.optimizer, nnx.OptState)))
+
 
 class TorchContender:
     def __init__(self, mode, opt, params_np, grads_np, device="cpu"):
@@ -323,7 +409,20 @@ class TorchContender:
             p.grad = torch.from_numpy(grads_np[k].copy()).to(where)
             self.params.append(p)
         self.opt = opt
-        if opt == "canonical":
+        if mode == "reference":
+            import pytorch_optimizer
+
+            if opt == "soap":
+                self.optim = pytorch_optimizer.SOAP(self.params, lr=3e-3, precondition_frequency=10)
+            else:
+                self.optim = pytorch_optimizer.ScalableShampoo(
+                    self.params,
+                    lr=1e-3,
+                    block_size=1024,
+                    preconditioning_compute_steps=10,
+                    start_preconditioning_step=5,
+                )
+        elif opt == "canonical":
             self.optim = torch.optim.Adam(self.params, lr=1e-3, **kw)
         elif opt == "sgd":
             self.optim = torch.optim.SGD(self.params, lr=1e-2, momentum=0.9, **kw)
@@ -341,21 +440,54 @@ class TorchContender:
         if self.cuda:
             torch.cuda.synchronize()
 
+    def state_bytes(self):
+        return sum(t.numel() * t.element_size() for st in self.optim.state.values() for t in _tensors(st))
+
+
+def _tensors(x):
+    """The torch tensors in an optimizer's per-parameter state (nested dicts and lists)."""
+    import torch
+
+    if torch.is_tensor(x):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _tensors(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _tensors(v)
+    elif hasattr(x, "__dict__"):  # ScalableShampoo keeps a preconditioner object per parameter
+        yield from _tensors(vars(x))
+
 
 CONTENDERS = (
     "gradchain",
     "gradchain flat",
     "optax",
+    "gradchain nnx.Optimizer",
+    "optax nnx.Optimizer",
     "torch foreach=False",
     "torch foreach=True",
     "torch fused=True",
+    "pytorch_optimizer",
 )
 
 
 def make_contender(name, opt, params_np, grads_np, device="cpu"):
+    if opt not in FIRST_ORDER and name not in SECOND_ORDER_CONTENDERS:
+        raise ValueError(f"contender {name!r} has no {opt}; choose from {SECOND_ORDER_CONTENDERS}")
+    if opt in FIRST_ORDER and name == "pytorch_optimizer":
+        raise ValueError(f"contender {name!r} runs only {tuple(REFRESH_PERIOD)}")
     if name in ("gradchain", "gradchain flat", "optax"):
         return JaxContender(name, opt, params_np, grads_np)
-    mode = {"torch foreach=False": "loop", "torch foreach=True": "foreach", "torch fused=True": "fused"}[name]
+    if name.endswith("nnx.Optimizer"):
+        return NnxContender(name, opt, params_np, grads_np)
+    mode = {
+        "torch foreach=False": "loop",
+        "torch foreach=True": "foreach",
+        "torch fused=True": "fused",
+        "pytorch_optimizer": "reference",
+    }[name]
     return TorchContender(mode, opt, params_np, grads_np, device)
 
 
@@ -465,21 +597,24 @@ def copy_ceiling(runs: int, n: int = 2**28) -> dict:
     }
 
 
-def time_side_by_side(live: dict, repeats: int) -> tuple[dict, dict]:
+def time_side_by_side(live: dict, repeats: int, period: int = 1) -> tuple[dict, dict]:
     """Seconds per step of each contender (objects with ``run(n)``), ``repeats`` samples each,
     and the steps per sample of each.
 
     Two warm-up steps, then a calibration picks ``n`` so that a sample of ``n`` steps lasts
     >= ~20 ms; each repeat times every contender once, the order rotated by one each
-    repeat (and reversed every other round).
+    repeat (and reversed every other round). With ``period > 1`` (an optimizer that
+    refreshes every ``period`` steps) the warm-up is ``period`` steps and a second
+    ``period`` calibrates, and ``n`` is a whole number of periods.
     """
     inner = {}
     for name, c in live.items():
-        c.run(1)
+        c.run(max(1, period - 1) if period > 1 else 1)
         t0 = time.perf_counter()
-        c.run(1)
-        dt = time.perf_counter() - t0
-        inner[name] = max(1, min(50, int(0.02 / max(dt, 1e-6))))
+        c.run(period)
+        dt = (time.perf_counter() - t0) / period
+        n = max(1, min(50, int(0.02 / max(dt, 1e-6))))
+        inner[name] = -(-n // period) * period
     samples = {name: [] for name in live}
     names = list(live)
     for r in range(repeats):
@@ -502,11 +637,11 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng, tiny=False, d
     for name in contenders:
         live[name] = make_contender(name, opt, params_np, grads_np, device)
     del params_np, grads_np
-    samples, inner = time_side_by_side(live, repeats)
+    samples, inner = time_side_by_side(live, repeats, REFRESH_PERIOD.get(opt, 1))
     names = list(live)
-    bpp = BYTES_PER_PARAM[opt][0]
-    floor_bytes = bpp * n_params
-    floor_s = floor_bytes / (ceiling_gbs * 1e9)
+    bpp = BYTES_PER_PARAM[opt][0] if opt in BYTES_PER_PARAM else None
+    floor_bytes = None if bpp is None else bpp * n_params
+    floor_s = None if bpp is None else floor_bytes / (ceiling_gbs * 1e9)
     out = {
         "tree": tree,
         "optimizer": opt,
@@ -515,6 +650,7 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng, tiny=False, d
         "bytes_per_param": bpp,
         "floor_bytes": floor_bytes,
         "floor_s": floor_s,
+        "refresh_period": REFRESH_PERIOD.get(opt, 1),
         "contenders": {},
     }
     for name in names:
@@ -525,9 +661,10 @@ def bench(tree, opt, contenders, repeats, quick, ceiling_gbs, rng, tiny=False, d
             "max_s": max(samples[name]),
             "steps_per_sample": inner[name],
             "samples_s": samples[name],
-            "effective_gb_per_s": floor_bytes / med / 1e9,
-            "pct_of_ceiling": 100.0 * floor_s / med,
+            "effective_gb_per_s": None if bpp is None else floor_bytes / med / 1e9,
+            "pct_of_ceiling": None if bpp is None else 100.0 * floor_s / med,
             "compile_s": live[name].compile_s,
+            "state_bytes_per_param": live[name].state_bytes() / n_params,
         }
     del live
     pygc.collect()
@@ -555,18 +692,26 @@ def table(results, tree):
         "",
         (
             "| optimizer | contender | median ms | min ms | max ms | floor ms | eff. GB/s | % of ceiling |"
-            " trace s | lower s | compile s |"
+            " state B/param | trace s | lower s | compile s |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         for name, c in r["contenders"].items():
             cs = c["compile_s"]
-            comp = f"{cs['trace']:.2f} | {cs['lower']:.2f} | {cs['compile']:.2f}" if cs else "- | - | -"
+            if not cs:
+                comp = "- | - | -"
+            elif cs["trace"] != cs["trace"]:  # NaN: only the first call was timed (nnx.jit)
+                comp = f"- | - | {cs['total']:.2f} (first call)"
+            else:
+                comp = f"{cs['trace']:.2f} | {cs['lower']:.2f} | {cs['compile']:.2f}"
+            if r["floor_s"] is None:
+                roof = "- | - | -"
+            else:
+                roof = f"{fmt_ms(r['floor_s'])} | {c['effective_gb_per_s']:.1f} | {c['pct_of_ceiling']:.0f}%"
             lines.append(
                 f"| {r['optimizer']} | {name} | {fmt_ms(c['median_s'])} | {fmt_ms(c['min_s'])} | "
-                f"{fmt_ms(c['max_s'])} | {fmt_ms(r['floor_s'])} | {c['effective_gb_per_s']:.1f} | "
-                f"{c['pct_of_ceiling']:.0f}% | {comp} |"
+                f"{fmt_ms(c['max_s'])} | {roof} | {c['state_bytes_per_param']:.1f} | {comp} |"
             )
     lines.append("")
     return lines
@@ -594,12 +739,13 @@ def plot(results, trees, opts, path, title):
             lo = [m - r["contenders"][n]["min_s"] * 1e3 for m, n in zip(med, names)]
             hi = [r["contenders"][n]["max_s"] * 1e3 - m for m, n in zip(med, names)]
             ax.bar(range(len(names)), med, yerr=[lo, hi], color=colors[: len(names)], capsize=2)
-            ax.axhline(r["floor_s"] * 1e3, color="red", ls="--", lw=1, label="bandwidth floor")
+            if r["floor_s"] is not None:
+                ax.axhline(r["floor_s"] * 1e3, color="red", ls="--", lw=1, label="bandwidth floor")
             ax.set_xticks(range(len(names)))
             ax.set_xticklabels([n.replace("torch ", "torch\n") for n in names], fontsize=7)
             ax.set_title(f"{tree} / {opt}", fontsize=9)
             ax.set_ylabel("ms per step", fontsize=8)
-            if i == 0 and j == 0:
+            if i == 0 and j == 0 and r["floor_s"] is not None:
                 ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -641,9 +787,12 @@ def main(argv=None) -> dict:
     )
     parser.add_argument(
         "--optimizer",
-        choices=[*OPTIMIZERS, "all"],
+        choices=[*OPTIMIZERS, "all", "second_order"],
         default=None,
-        help="default: all (quick: canonical and sgd)",
+        help=(
+            "default and 'all': canonical, sgd, adamw (quick: canonical and sgd); "
+            "'second_order': soap and shampoo (run apart from the first-order ones)"
+        ),
     )
     parser.add_argument(
         "--repeats",
@@ -675,22 +824,37 @@ def main(argv=None) -> dict:
 
     n_threads = os.cpu_count() or 1
     torch.set_num_threads(n_threads)
-    trees = parse_trees(parser, args.tree, device, args.force)
     if args.optimizer is None:
-        opts = ["canonical", "sgd"] if quick else list(OPTIMIZERS)
+        opts = ["canonical", "sgd"] if quick else list(FIRST_ORDER)
+    elif args.optimizer in ("all", "second_order"):
+        opts = list(FIRST_ORDER) if args.optimizer == "all" else list(REFRESH_PERIOD)
     else:
-        opts = list(OPTIMIZERS) if args.optimizer == "all" else [args.optimizer]
+        opts = [args.optimizer]
+    second_order = opts[0] in REFRESH_PERIOD
+    if second_order and args.tree == "all":
+        trees = [t for t in SECOND_ORDER_TREES if device == "gpu" or t not in GPU_ONLY_TREES]
+    else:
+        trees = parse_trees(parser, args.tree, device, args.force)
+    if second_order:
+        for t in trees:
+            if t not in SECOND_ORDER_TREES:
+                parser.error(f"--tree {t}: {opts[0]} runs on {SECOND_ORDER_TREES} (trees of matrices)")
+    allowed = (
+        SECOND_ORDER_CONTENDERS if second_order else tuple(c for c in CONTENDERS if c != "pytorch_optimizer")
+    )
     chosen = None
     if args.contenders is not None:
         chosen = [c.strip() for c in args.contenders.split(",") if c.strip()]
         for c in chosen:
-            if c not in CONTENDERS:
-                parser.error(f"unknown contender {c!r}; choose from {CONTENDERS}")
+            if c not in allowed:
+                parser.error(f"unknown contender {c!r} for {', '.join(opts)}; choose from {allowed}")
 
     def contenders_for(tree):
         if chosen is not None:
             return chosen
-        return list(BIG_TREE_CONTENDERS) if tree in GPU_ONLY_TREES else list(CONTENDERS)
+        if second_order:
+            return list(SECOND_ORDER_CONTENDERS)
+        return list(BIG_TREE_CONTENDERS) if tree in GPU_ONLY_TREES else list(allowed)
 
     ceiling = (
         bandwidth_ceiling(2, device, n=2**20) if args.tiny and device == "cpu" else
@@ -729,7 +893,9 @@ def main(argv=None) -> dict:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "optimizers": {o: OPTIMIZERS[o] for o in opts},
         "bytes_per_param": {
-            o: {"bytes": BYTES_PER_PARAM[o][0], "counted": BYTES_PER_PARAM[o][1]} for o in opts
+            o: {"bytes": BYTES_PER_PARAM[o][0], "counted": BYTES_PER_PARAM[o][1]}
+            for o in opts
+            if o in BYTES_PER_PARAM
         },
         "trees": {t: TREES[t] + size for t in trees},
         "contenders": {t: contenders_for(t) for t in trees},
@@ -770,9 +936,18 @@ def main(argv=None) -> dict:
             if device == "cpu"
             else ""
         )
-        + "). Floor = bytes per param x params / ceiling: "
-        + "; ".join(f"{o} {BYTES_PER_PARAM[o][0]} B ({BYTES_PER_PARAM[o][1]})" for o in opts)
-        + ". Effective GB/s = floor bytes / median step time.",
+        + (
+            "). Floor = bytes per param x params / ceiling: "
+            + "; ".join(f"{o} {BYTES_PER_PARAM[o][0]} B ({BYTES_PER_PARAM[o][1]})" for o in opts)
+            + ". Effective GB/s = floor bytes / median step time."
+            if not second_order
+            else "). No floor for "
+            + " and ".join(opts)
+            + ": their steps are matrix products. Time per step amortized over the refresh period (10 steps): "
+            + "; ".join(f"{o} = {OPTIMIZERS[o]}" for o in opts)
+            + "."
+        )
+        + " State B/param: the optimizer state's bytes per parameter.",
         "",
         (
             f"Median / min / max of {', '.join(sorted({str(r['repeats']) for r in results}))} samples per contender, "
@@ -789,7 +964,11 @@ def main(argv=None) -> dict:
     text = "\n".join(lines)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "optimizer_step" + ("_tiny" if args.tiny else "_quick" if quick else "")
+    stem = (
+        "optimizer_step"
+        + ("_second_order" if second_order else "")
+        + ("_tiny" if args.tiny else "_quick" if quick else "")
+    )
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / f"{stem}.md").write_text(text + "\n")
     try:

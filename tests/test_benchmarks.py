@@ -1,7 +1,7 @@
 """Smoke tests for the benchmark scripts: each runs end to end on a tiny configuration
-(``--tiny``, ~1/1000-size trees, where the script has it). ``state_options.py`` runs in
-benchmarks/gpu_check.sh's dry run (test_gpu_check.py), with ``optimizer_step.py`` on
-other trees.
+(``--tiny``, ~1/1000-size trees, where the script has it). ``state_options.py`` and
+``optimizer_step.py``'s first-order optimizers run in benchmarks/gpu_check.sh's dry run
+(test_gpu_check.py); here ``optimizer_step.py`` runs SOAP and Shampoo.
 
 Timings are never asserted (performance targets live in the scripts' reports); these only
 check that a script runs, prints its table and writes its files, so a refactor cannot
@@ -28,18 +28,10 @@ RUNS = {
         ["muon_step.py", "--tiny", "--contenders", "gradchain"],
         "muon_step_tiny.json",
     ),
-    "optimizer_step": (
-        [
-            "optimizer_step.py",
-            "--tiny",
-            "--tree",
-            "one_leaf_64m",
-            "--optimizer",
-            "canonical",
-            "--repeats",
-            "1",
-        ],
-        "optimizer_step_tiny.json",
+    # the first-order optimizers run in gpu_check.sh's dry run (test_gpu_check.py)
+    "optimizer_step_second_order": (
+        ["optimizer_step.py", "--tiny", "--tree", "resnet50", "--optimizer", "second_order"],
+        "optimizer_step_second_order_tiny.json",
     ),
     "hlo_bytes": (["hlo_bytes.py", "--quick", "--tree", "one_leaf_64m"], "hlo_bytes_canonical_quick.json"),
 }
@@ -61,3 +53,9 @@ def test_benchmark_script_runs(name, tmp_path):
     assert report, output
     md = (tmp_path / output).with_suffix(".md").read_text()
     assert md.count("\n|") >= 3, md  # a Markdown table with at least one row
+    if name == "optimizer_step_second_order":
+        rows = {(r["optimizer"], c): v for r in report["results"] for c, v in r["contenders"].items()}
+        assert set(rows) == {(o, c) for o in ("soap", "shampoo") for c in ("gradchain", "pytorch_optimizer")}
+        for key, v in rows.items():
+            # samples are whole refresh periods; SOAP and Shampoo hold more than Adam's 8 B/param
+            assert v["steps_per_sample"] % 10 == 0 and v["state_bytes_per_param"] > 8, (key, v)

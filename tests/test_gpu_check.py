@@ -80,6 +80,8 @@ def test_dry_run_runs_every_part_and_writes_its_files(tmp_path):
     step = json.loads((out / "optimizer_step_tiny.json").read_text())
     assert step["meta"]["device"] == "cpu" and step["meta"]["tiny"]
     assert {r["tree"] for r in step["results"]} == {"resnet50", "gpt2_small"}
+    for r in step["results"]:  # the nnx.Optimizer contender holds Adam's two moments: 8 B/param
+        assert abs(r["contenders"]["gradchain nnx.Optimizer"]["state_bytes_per_param"] - 8) < 0.01, r
     big = json.loads((out / "gpt_1b" / "optimizer_step_tiny.json").read_text())
     assert [r["tree"] for r in big["results"]] == ["gpt_1b"]
     state = json.loads((out / "state_options_tiny.json").read_text())
