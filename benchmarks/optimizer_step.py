@@ -39,8 +39,8 @@ Contenders:
   ``jit(f).trace(...)``, ``.lower()`` and ``.compile()``.
 * ``gradchain nnx.Optimizer``, ``optax nnx.Optimizer``: ``flax.nnx.Optimizer(model, tx,
   wrt=nnx.Param)`` stepped by ``nnx.jit(lambda model, optimizer, grads:
-  optimizer.update(model, grads))``, each leaf an ``nnx.Param`` (what a Flax NNX user
-  runs; its compile column is the first call's time);
+  optimizer.update(model, grads), donate_argnums=(0, 1))``, each leaf an ``nnx.Param``
+  (what a Flax NNX user runs; its compile column is the first call's time);
 * ``torch foreach=False`` / ``torch foreach=True`` / ``torch fused=True``: torch.optim on
   tensors of the same shapes (``torch.set_num_threads`` = the CPU count JAX uses; on a GPU,
   CUDA tensors, where ``fused=True`` is torch's fused CUDA kernel); for the canonical chain
@@ -350,8 +350,9 @@ class JaxContender:
 
 class NnxContender:
     """``flax.nnx.Optimizer`` as a Flax user runs it: ``nnx.jit`` of ``optimizer.update(model,
-    grads)``, the model and the optimizer passed in (updated in place), each leaf an
-    ``nnx.Param`` of a module. Compile time: the first call (trace, lower and compile)."""
+    grads)``, the model and the optimizer passed in (updated in place, their buffers donated
+    like the other JAX contenders'), each leaf an ``nnx.Param`` of a module. Compile time:
+    the first call (trace, lower and compile)."""
 
     def __init__(self, lib, opt, params_np, grads_np):
         from flax import nnx
@@ -373,7 +374,9 @@ class NnxContender:
         self.grads = nnx.state(Model(grads_np), nnx.Param)  # what nnx.grad returns: a State of Params
         with self.ctx():
             self.optimizer = nnx.Optimizer(self.model, tx, wrt=nnx.Param)
-            self.step = nnx.jit(lambda model, optimizer, grads: optimizer.update(model, grads))
+            self.step = nnx.jit(
+                lambda model, optimizer, grads: optimizer.update(model, grads), donate_argnums=(0, 1)
+            )
             t0 = time.perf_counter()
             self.step(self.model, self.optimizer, self.grads)
             jax.block_until_ready(nnx.state(self.model))
@@ -951,7 +954,13 @@ def main(argv=None) -> dict:
         "",
         (
             f"Median / min / max of {', '.join(sorted({str(r['repeats']) for r in results}))} samples per contender, "
-            "order rotated across repeats, after 2 warm-up steps; JAX steps jitted with params and state donated"
+            "order rotated across repeats, after "
+            + (
+                "a warm-up of 9 steps and a calibration of 10 (samples of whole refresh periods)"
+                if second_order
+                else "2 warm-up steps"
+            )
+            + "; JAX steps jitted with params and state donated"
             + ("; torch on CUDA, each sample ended by torch.cuda.synchronize()" if device == "gpu" else "")
             + ". Compile columns: `jit(step).trace(...)`, `.lower()`, `.compile()` seconds."
         ),

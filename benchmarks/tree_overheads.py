@@ -11,7 +11,9 @@ float32 leaves of ``--size`` values each, jitted with the parameters and the sta
   parameters concatenated into it each step, the new parameters sliced back out;
 * ``bucketed (p + slice)``: the moments flat, the gradients concatenated, each
   parameter updated by its slice of the flat update (one fused add per leaf);
-* ``flat``: parameters, gradients and moments all flat (``ravel_by_dtype``'s fast path).
+* ``flat``: parameters, gradients and moments all flat (``ravel_by_dtype``'s fast path);
+* ``gradchain adam`` / ``optax adam``: the libraries' ``chain(scale_by_adam(), scale(-lr))``
+  and ``apply_updates`` on the tree (the same step through their public APIs).
 
 It prints the step time (best of 5 x ``--repeats``), the compile time and XLA's count of
 fusions, and writes ``tree_overheads.{json,md}`` under ``--out``. Run it with nothing else
@@ -40,6 +42,17 @@ def adam(g, m, v, p, t):
     m = B1 * m + (1 - B1) * g
     v = B2 * v + (1 - B2) * g * g
     return p - LR * (m / (1 - B1**t)) / (jnp.sqrt(v / (1 - B2**t)) + EPS), m, v
+
+
+def library_txs():
+    import optax
+
+    import gradchain as gc
+
+    return {
+        "gradchain adam": (gc.chain(gc.scale_by_adam(B1, B2, EPS), gc.scale(-LR)), gc.apply_updates),
+        "optax adam": (optax.chain(optax.scale_by_adam(B1, B2, EPS), optax.scale(-LR)), optax.apply_updates),
+    }
 
 
 def contenders(keys, offsets):
@@ -76,18 +89,42 @@ def contenders(keys, offsets):
         u = -LR * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS)
         return {k: p[k] + x for (k, x) in split(u, p).items()}, (m, v, t)
 
+    def bucketed_barriers(p, g, s):
+        # as bucketed (p + slice), with the concatenation and the flat update each
+        # materialized behind an optimization barrier (no fusion through them)
+        m, v, t = s
+        t = t + 1
+        tf = t.astype(jnp.float32)
+        gf = jax.lax.optimization_barrier(concat(g))
+        m = B1 * m + (1 - B1) * gf
+        v = B2 * v + (1 - B2) * gf * gf
+        u = jax.lax.optimization_barrier(-LR * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS))
+        return {k: p[k] + x for (k, x) in split(u, p).items()}, (m, v, t)
+
     def flat(p, g, s):
         m, v, t = s
         t = t + 1
         pn, m, v = adam(g, m, v, p, t.astype(jnp.float32))
         return pn, (m, v, t)
 
+    def library(name):
+        tx, apply = library_txs()[name]
+
+        def step(p, g, s):
+            u, s = tx.update(g, s, p)
+            return apply(p, u), s
+
+        return step
+
     return {
         "pass-through": (pass_through, "tree"),
         "tree": (tree, "tree"),
         "bucketed (concat p, g)": (bucketed_concat, "bucket"),
         "bucketed (p + slice)": (bucketed_slice, "bucket"),
+        "bucketed (barriers)": (bucketed_barriers, "bucket"),
         "flat": (flat, "flat"),
+        "gradchain adam": (library("gradchain adam"), "gradchain adam"),
+        "optax adam": (library("optax adam"), "optax adam"),
     }
 
 
@@ -130,6 +167,8 @@ def main(argv=None):
             p = jnp.asarray(np.concatenate([params[k] for k in keys]))
             return p, jnp.concatenate([grads[k] for k in keys]), (jnp.zeros(n), jnp.zeros(n), zero)
         p = {k: jnp.asarray(x) for k, x in params.items()}
+        if kind in ("gradchain adam", "optax adam"):
+            return p, grads, jax.jit(library_txs()[kind][0].init)(p)
         if kind == "bucket":
             return p, grads, (jnp.zeros(n), jnp.zeros(n), zero)
         z = lambda: {k: jnp.zeros(args.size, jnp.float32) for k in keys}
