@@ -107,10 +107,10 @@ def test_lbfgs_matches_optax_float32(problem, solver, jit):
 
 def test_lbfgs_jitted_float32_rosenbrock_whole_run_is_optaxs_and_reaches_the_minimum():
     ws, wo = run_both(SOLVERS["zoom"], rosenbrock, jnp.zeros(5), 40, jit=True)
-    # The same arithmetic, compiled: bit-identical with XLA:CPU's default emitters; the
-    # elemental emitters the suite compiles with contract a few products differently
-    # in the two programs, which 40 steps down the valley turn into ~2e-5.
-    assert max_rel(ws, wo) <= 1e-4
+    # The same compiled arithmetic: bit-identical in practice under XLA's default flags,
+    # which this test runs with (conftest.AS_SHIPPED; the suite's fast-compile flags
+    # contract a few products differently in the two programs: ~2e-5 after 40 steps).
+    assert max_rel(ws, wo) <= 1e-6
     np.testing.assert_allclose(np.asarray(ws[-1]), np.ones(5), atol=1e-5)
     assert float(rosenbrock(ws[-1])) <= 1e-10
 
