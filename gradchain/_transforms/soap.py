@@ -301,9 +301,6 @@ def _soap_step(hps: tuple, updates: Any, state: ScaleBySoapState, cfg: tuple):
     def new_factors(x, gg, nb, axes):
         return [ema_update(f, _factor(x.astype(f.dtype), a, nb), sb) for f, a in zip(gg, axes)]
 
-    def first_bases(g, gg, q):
-        return None if gg is None else [eigenbasis(f, old) for f, old in zip(gg, q)]
-
     def leaf(corr, first, g, m, v, gg, q):
         # the step's update, moments and factors; on the first step (``first``) the update
         # is zero and the moments are left alone (selects: no branch around the products)
@@ -355,7 +352,11 @@ def _soap_step(hps: tuple, updates: Any, state: ScaleBySoapState, cfg: tuple):
 
     def set_up(args):
         mu, nu, gg, q = args
-        return mu, nu, map_leaves(lambda g, f, old: (first_bases(g, f, old),), updates, gg, q)[0]
+
+        def bases(g, fs, olds):
+            return (None if fs is None else [eigenbasis(f, old) for f, old in zip(fs, olds)],)
+
+        return mu, nu, map_leaves(bases, updates, gg, q)[0]
 
     def refresh(args):
         return map_leaves(refresh_leaf, updates, *args)
