@@ -79,27 +79,21 @@ def contenders(keys, offsets):
         pn, m, v = adam(concat(g), m, v, concat(p), t.astype(jnp.float32))
         return split(pn, p), (m, v, t)
 
-    def bucketed_slice(p, g, s):
-        m, v, t = s
-        t = t + 1
-        tf = t.astype(jnp.float32)
-        gf = concat(g)
-        m = B1 * m + (1 - B1) * gf
-        v = B2 * v + (1 - B2) * gf * gf
-        u = -LR * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS)
-        return {k: p[k] + x for (k, x) in split(u, p).items()}, (m, v, t)
+    def bucketed_slice(fence):
+        # the moments flat, the gradients concatenated, each parameter plus its slice of
+        # the flat update; ``fence`` wraps the concatenation and the flat update (identity,
+        # or an optimization barrier: materialized, no fusion through them)
+        def step(p, g, s):
+            m, v, t = s
+            t = t + 1
+            tf = t.astype(jnp.float32)
+            gf = fence(concat(g))
+            m = B1 * m + (1 - B1) * gf
+            v = B2 * v + (1 - B2) * gf * gf
+            u = fence(-LR * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS))
+            return {k: p[k] + x for (k, x) in split(u, p).items()}, (m, v, t)
 
-    def bucketed_barriers(p, g, s):
-        # as bucketed (p + slice), with the concatenation and the flat update each
-        # materialized behind an optimization barrier (no fusion through them)
-        m, v, t = s
-        t = t + 1
-        tf = t.astype(jnp.float32)
-        gf = jax.lax.optimization_barrier(concat(g))
-        m = B1 * m + (1 - B1) * gf
-        v = B2 * v + (1 - B2) * gf * gf
-        u = jax.lax.optimization_barrier(-LR * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS))
-        return {k: p[k] + x for (k, x) in split(u, p).items()}, (m, v, t)
+        return step
 
     def flat(p, g, s):
         m, v, t = s
@@ -120,8 +114,8 @@ def contenders(keys, offsets):
         "pass-through": (pass_through, "tree"),
         "tree": (tree, "tree"),
         "bucketed (concat p, g)": (bucketed_concat, "bucket"),
-        "bucketed (p + slice)": (bucketed_slice, "bucket"),
-        "bucketed (barriers)": (bucketed_barriers, "bucket"),
+        "bucketed (p + slice)": (bucketed_slice(lambda x: x), "bucket"),
+        "bucketed (barriers)": (bucketed_slice(jax.lax.optimization_barrier), "bucket"),
         "flat": (flat, "flat"),
         "gradchain adam": (library("gradchain adam"), "gradchain adam"),
         "optax adam": (library("optax adam"), "optax adam"),
