@@ -34,6 +34,10 @@ RUNS = {
         "optimizer_step_second_order_tiny.json",
     ),
     "hlo_bytes": (["hlo_bytes.py", "--quick", "--tree", "one_leaf_64m"], "hlo_bytes_canonical_quick.json"),
+    "tree_overheads": (
+        ["tree_overheads.py", "--leaves", "20", "--size", "100", "--repeats", "2"],
+        "tree_overheads_20x100.json",
+    ),
 }
 
 
